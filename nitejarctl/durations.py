@@ -1,0 +1,44 @@
+"""Durations: "3600", "90s", "30m", "1h30m", "7d", "1w" <-> seconds."""
+
+import re
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_PART = re.compile(r"(\d+)([smhdw])")
+_WHOLE = re.compile(r"(?:\d+[smhdw])+")
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in `text`; raises ValueError for zero, negative or garbage."""
+    value = str(text).strip().lower()
+    if value.isdigit():
+        seconds = int(value)
+    elif _WHOLE.fullmatch(value):
+        seconds = sum(int(n) * _UNITS[u] for n, u in _PART.findall(value))
+    else:
+        raise ValueError(
+            f"{text!r} is not a duration (use seconds or units s, m, h, d, w, e.g. 90s, 1h30m, 7d)"
+        )
+    if seconds <= 0:
+        raise ValueError(f"{text!r} is not a positive duration")
+    return seconds
+
+
+def format_duration(seconds: int) -> str:
+    """Compact form of a positive number of seconds: 5400 -> '1h30m'."""
+    if seconds <= 0:
+        return "0s"
+    parts = []
+    for unit in ("w", "d", "h", "m", "s"):
+        n, seconds = divmod(seconds, _UNITS[unit])
+        if n:
+            parts.append(f"{n}{unit}")
+    return "".join(parts)
+
+
+def format_age(seconds: int) -> str:
+    """Human age for tables: '45s', '5m', '3h', '2d', '6w'."""
+    seconds = max(0, int(seconds))
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size * (2 if unit == "w" else 1):
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

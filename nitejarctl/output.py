@@ -1,0 +1,248 @@
+"""Rendering: the only module that knows Rich, JSON, CSV and TSV.
+
+Every command hands its rows (dicts keyed by column name) to `emit` for
+listings or `emit_one` for a single object. Values from the database are never
+interpreted: Rich gets `Text` objects with markup, emoji and highlighting off.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+FORMATS = ("table", "json", "jsonl", "csv", "tsv", "ids")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A listed field: its database name and how a table shows it."""
+
+    name: str
+    kind: str = "text"  # text | int | float | time | bool | json
+    header: str | None = None
+
+    @property
+    def title(self) -> str:
+        return self.header or self.name
+
+
+def columns_of(spec) -> list[Column]:
+    return [c if isinstance(c, Column) else Column(c) for c in spec]
+
+
+def default_format(stream=None) -> str:
+    """`table` on a terminal, `tsv` (with a header) in a pipe."""
+    stream = stream or sys.stdout
+    try:
+        return "table" if stream.isatty() else "tsv"
+    except (AttributeError, ValueError):
+        return "tsv"
+
+
+def color_allowed(no_color: bool = False, environ=None) -> bool:
+    env = os.environ if environ is None else environ
+    return not (no_color or "NO_COLOR" in env or env.get("TERM") == "dumb")
+
+
+# ------------------------------------------------------------------ plain values
+
+
+def _json_default(value):
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def to_json(value, *, pretty: bool = False) -> str:
+    if pretty:
+        return json.dumps(value, default=_json_default, ensure_ascii=False, indent=2)
+    return json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+
+
+def _plain(value) -> str:
+    """A value as CSV/TSV text: empty for NULL, JSON for nested structures."""
+    if value is None:
+        return ""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return _json_default(value)
+    if isinstance(value, (dict, list)):
+        return to_json(value)
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def _tsv_escape(text: str) -> str:
+    return (text.replace("\\", "\\\\").replace("\t", "\\t")
+            .replace("\n", "\\n").replace("\r", "\\r"))
+
+
+def format_time(value, now: int | None = None) -> str:
+    """Unix seconds -> 'YYYY-MM-DD HH:MM:SS (5m ago)' in local time."""
+    if value is None:
+        return ""
+    from nitejarctl.durations import format_age
+
+    now = int(time.time()) if now is None else now
+    stamp = datetime.fromtimestamp(int(value)).strftime("%Y-%m-%d %H:%M:%S")
+    delta = now - int(value)
+    rel = f"{format_age(delta)} ago" if delta >= 0 else f"in {format_age(-delta)}"
+    return f"{stamp} ({rel})"
+
+
+def _cell(value, column: Column, now: int) -> str:
+    if value is None:
+        return ""
+    if column.kind == "time":
+        return format_time(value, now)
+    if column.kind == "bool":
+        return "yes" if value else "no"
+    if column.kind == "float" and isinstance(value, float):
+        return f"{value:.3f}"
+    if column.kind == "json" and isinstance(value, (dict, list)):
+        return to_json(value, pretty=True)
+    return _plain(value)
+
+
+# -------------------------------------------------------------------- listings
+
+
+def emit(rows, columns, fmt: str, *, out=None, color: bool = True, id_field: str = "id",
+         title: str | None = None) -> int:
+    """Write rows in `fmt`, streaming every format but `table`. Returns the count."""
+    out = out or sys.stdout
+    cols = columns_of(columns)
+    names = [c.name for c in cols]
+    count = 0
+    if fmt == "table":
+        return _emit_table(rows, cols, out, color=color, title=title)
+    if fmt == "json":
+        out.write("[")
+        for row in rows:
+            out.write(("\n" if count == 0 else ",\n") + to_json({n: row.get(n) for n in names}))
+            count += 1
+        out.write("\n]\n" if count else "]\n")
+    elif fmt == "jsonl":
+        for row in rows:
+            out.write(to_json({n: row.get(n) for n in names}) + "\n")
+            count += 1
+    elif fmt == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(names)
+        for row in rows:
+            writer.writerow([_plain(row.get(n)) for n in names])
+            count += 1
+    elif fmt == "tsv":
+        out.write("\t".join(names) + "\n")
+        for row in rows:
+            out.write("\t".join(_tsv_escape(_plain(row.get(n))) for n in names) + "\n")
+            count += 1
+    elif fmt == "ids":
+        for row in rows:
+            out.write(_plain(row.get(id_field)) + "\n")
+            count += 1
+    else:
+        raise ValueError(f"unknown output format {fmt!r}")
+    out.flush()
+    return count
+
+
+def _console(out, color: bool):
+    from rich.console import Console
+
+    return Console(file=out, no_color=not color, color_system="auto" if color else None,
+                   highlight=False, emoji=False, markup=False, soft_wrap=False)
+
+
+def _emit_table(rows, cols: list[Column], out, *, color: bool, title: str | None) -> int:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    now = int(time.time())
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold" if color else None,
+                  title=Text(title) if title else None, title_justify="left")
+    for col in cols:
+        table.add_column(Text(col.title), justify="right" if col.kind in ("int", "float") else "left",
+                         overflow="fold")
+    count = 0
+    for row in rows:
+        table.add_row(*(Text(_cell(row.get(c.name), c, now)) for c in cols))
+        count += 1
+    if count:
+        _console(out, color).print(table)
+    return count
+
+
+# ------------------------------------------------------------------ one object
+
+
+def emit_one(obj: dict, fmt: str, *, out=None, color: bool = True, id_field: str = "id",
+             sections: dict | None = None, kinds: dict | None = None) -> None:
+    """Write one object (`show`). `sections` maps a name to (rows, columns):
+    nested lists that JSON includes as arrays and a table shows as sub-tables."""
+    out = out or sys.stdout
+    sections = sections or {}
+    kinds = kinds or {}
+    if fmt in ("json", "jsonl"):
+        full = dict(obj)
+        for name, (rows, columns) in sections.items():
+            keys = [c.name for c in columns_of(columns)]
+            full[name] = [{k: r.get(k) for k in keys} for r in rows]
+        out.write((to_json(full, pretty=True) if fmt == "json" else to_json(full)) + "\n")
+    elif fmt in ("csv", "tsv"):
+        emit([obj], list(obj.keys()), fmt, out=out, color=color, id_field=id_field)
+    elif fmt == "ids":
+        out.write(_plain(obj.get(id_field)) + "\n")
+    elif fmt == "table":
+        _emit_vertical(obj, out, color=color, kinds=kinds)
+        for name, (rows, columns) in sections.items():
+            out.write("\n")
+            if not emit(rows, columns, "table", out=out, color=color, title=name):
+                _console(out, color).print(f"{name}: none")
+    else:
+        raise ValueError(f"unknown output format {fmt!r}")
+    out.flush()
+
+
+def _emit_vertical(obj: dict, out, *, color: bool, kinds: dict) -> None:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    now = int(time.time())
+    table = Table(box=box.SIMPLE, show_header=False)
+    table.add_column(style="bold" if color else None)
+    table.add_column(overflow="fold")
+    for key, value in obj.items():
+        kind = kinds.get(key) or ("time" if key.endswith("_at") or key in ("start_time", "end_time")
+                                  else "json" if isinstance(value, (dict, list)) else "text")
+        table.add_row(Text(key), Text(_cell(value, Column(key, kind), now)))
+    _console(out, color).print(table)
+
+
+# ------------------------------------------------------------------- reports
+
+
+def emit_report(report: dict, fmt: str, *, out=None, color: bool = True, lines=None) -> None:
+    """A command's result as one JSON object in json/jsonl, else as `lines` of text."""
+    out = out or sys.stdout
+    if fmt in ("json", "jsonl"):
+        out.write((to_json(report, pretty=True) if fmt == "json" else to_json(report)) + "\n")
+    elif fmt == "table":
+        from rich.text import Text
+
+        console = _console(out, color)
+        for line in lines or ():
+            console.print(line if isinstance(line, Text) else Text(str(line)))
+    else:
+        for line in lines or ():
+            out.write(str(line) + "\n")
+    out.flush()

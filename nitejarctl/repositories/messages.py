@@ -1,0 +1,57 @@
+"""Messages and the conversations they form — nitejar's messages repository.
+
+A conversation is a (work_items.session_key, jobs.agent_id) pair; its messages
+are those of its COMPLETED jobs.
+"""
+
+from __future__ import annotations
+
+from peewee import SQL, fn
+
+from nitejarctl.models import Agent, Job, Message, SessionSummary, WorkItem
+
+
+def _conversations(session_key: str | None = None, agent_id: str | None = None):
+    """One row per conversation: message_count and last_message_at."""
+    query = (Message
+             .select(WorkItem.session_key, Job.agent_id,
+                     fn.COUNT(Message.id).alias("message_count"),
+                     fn.MAX(Message.created_at).alias("last_message_at"))
+             .join(Job, on=(Job.id == Message.job_id))
+             .join(WorkItem, on=(WorkItem.id == Job.work_item_id))
+             .where(Job.status == "COMPLETED")
+             .group_by(WorkItem.session_key, Job.agent_id))
+    if session_key is not None:
+        query = query.where(WorkItem.session_key == session_key)
+    if agent_id is not None:
+        query = query.where(Job.agent_id == agent_id)
+    return query
+
+
+def idle_conversations_query(*, cutoff: int, include_compacted: bool = False,
+                             session_key: str | None = None, agent_id: str | None = None):
+    """Conversations whose newest message is older than `cutoff`, with
+    session_key, agent_id, agent_name, message_count, last_message_at and
+    compacted (a summary's end_time reaches the newest message)."""
+    conv = _conversations(session_key, agent_id).alias("c")
+    summary = SessionSummary.alias("s")
+    compacted = fn.EXISTS(
+        summary.select(SQL("1")).where(
+            (summary.session_key == conv.c.session_key)
+            & (summary.agent_id == conv.c.agent_id)
+            & (summary.end_time >= conv.c.last_message_at)))
+    query = (Agent
+             .select(conv.c.session_key, conv.c.agent_id, Agent.name.alias("agent_name"),
+                     conv.c.message_count, conv.c.last_message_at,
+                     compacted.alias("compacted"))
+             .from_(conv)
+             .join(Agent, on=(Agent.id == conv.c.agent_id))
+             .where(conv.c.last_message_at < cutoff)
+             .order_by(conv.c.session_key, conv.c.agent_id))
+    if not include_compacted:
+        query = query.where(~compacted)
+    return query
+
+
+def count_idle_conversations(db, *, cutoff: int) -> int:
+    return idle_conversations_query(cutoff=cutoff).count()
