@@ -202,8 +202,8 @@ def _uri_path(path: str) -> str:
 
 def _open_postgres(target: Target, *, readonly: bool):
     try:
-        import psycopg2  # noqa: F401  (peewee picks the driver up when present)
         import peewee
+        import psycopg2  # noqa: F401  (peewee picks the driver up when present)
     except ImportError as exc:  # pragma: no cover - psycopg2-binary is a dependency
         raise OperationalProblem(f"PostgreSQL support is not installed: {exc}") from None
     params = dict(target.params)

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from nitejarctl import models, schema
-from nitejarctl.db import dialect, now, table_columns, table_names
+from nitejarctl.db import dialect, now, table_names
 from nitejarctl.errors import OperationalProblem
 
 MIGRATIONS_TABLE = "nitejarctl_migrations"

@@ -197,11 +197,9 @@ def db(db_url):
 
 
 @pytest.fixture
-def upstream_url(backend, tmp_path, request):
-    """A database created by nitejar's own migrator (the shared fixture's dump).
-    SQLite only: the dump is SQLite's."""
-    if backend != "sqlite":
-        pytest.skip("the nitejar fixture is a SQLite dump")
+def upstream_url(tmp_path):
+    """A SQLite database created by nitejar's own migrator (the shared fixture's
+    dump, which is SQLite's own: this fixture is not parametrised by backend)."""
     import sqlite3
 
     path = tmp_path / "upstream.db"

@@ -187,7 +187,7 @@ def _database_message(exc: BaseException) -> str:
     return f"database error: {text}"
 
 
-@click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]},
+@click.group("nitejarctl", cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]},
              epilog=EXIT_CODES_HELP)
 @click.version_option(__version__, "--version", prog_name="nitejarctl")
 @click.pass_context

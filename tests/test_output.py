@@ -1,0 +1,87 @@
+"""The output layer: every format, exact; values never interpreted by Rich."""
+
+import io
+
+from nitejarctl.output import Column, default_format, emit, emit_one, format_time
+
+ROWS = [
+    {"id": "s1", "name": "[bold]x[/]", "n": 3, "at": 1_790_000_000, "note": None},
+    {"id": "s2", "name": 'tab\there "q", :smile:', "n": 4, "at": 1_790_000_060, "note": "a\nb"},
+]
+COLS = ["id", "name", Column("n", "int"), Column("at", "time"), "note"]
+
+
+def render(fmt, rows=ROWS, **kw):
+    out = io.StringIO()
+    emit(iter(rows), COLS, fmt, out=out, **kw)
+    return out.getvalue()
+
+
+def test_json():
+    assert render("json") == (
+        '[\n{"id":"s1","name":"[bold]x[/]","n":3,"at":1790000000,"note":null},\n'
+        '{"id":"s2","name":"tab\\there \\"q\\", :smile:","n":4,"at":1790000060,"note":"a\\nb"}\n]\n')
+    assert render("json", rows=[]) == "[]\n"
+
+
+def test_jsonl():
+    lines = render("jsonl").splitlines()
+    assert lines[0] == '{"id":"s1","name":"[bold]x[/]","n":3,"at":1790000000,"note":null}'
+    assert len(lines) == 2
+
+
+def test_csv_and_tsv():
+    assert render("csv") == ('id,name,n,at,note\ns1,[bold]x[/],3,1790000000,\n'
+                             's2,"tab\there ""q"", :smile:",4,1790000060,"a\nb"\n')
+    assert render("tsv") == ("id\tname\tn\tat\tnote\ns1\t[bold]x[/]\t3\t1790000000\t\n"
+                             's2\ttab\\there "q", :smile:\t4\t1790000060\ta\\nb\n')
+
+
+def test_ids():
+    assert render("ids") == "s1\ns2\n"
+
+
+def test_table_shows_values_literally():
+    text = render("table", color=False)
+    assert "[bold]x[/]" in text
+    assert ":smile:" in text and "😄" not in text
+    assert "ago)" in text
+
+
+def test_table_empty_prints_nothing():
+    assert render("table", rows=[], color=False) == ""
+
+
+def test_emit_one_json_with_sections():
+    out = io.StringIO()
+    emit_one({"id": "a", "config": {"k": [1]}}, "json", out=out,
+             sections={"jobs": ([{"id": "j", "status": "DONE", "x": 1}], ["id", "status"])})
+    assert out.getvalue() == ('{\n  "id": "a",\n  "config": {\n    "k": [\n      1\n    ]\n  },\n'
+                              '  "jobs": [\n    {\n      "id": "j",\n      "status": "DONE"\n    }\n  ]\n}\n')
+
+
+def test_emit_one_table_is_literal():
+    out = io.StringIO()
+    emit_one({"id": "a", "content": "[red]nope[/red] :smile:"}, "table", out=out, color=False)
+    assert "[red]nope[/red] :smile:" in out.getvalue()
+
+
+def test_blob_is_base64_in_json():
+    out = io.StringIO()
+    emit([{"id": "m", "embedding": b"\x00\x01"}], ["id", "embedding"], "json", out=out)
+    assert '"embedding":"AAE="' in out.getvalue()
+
+
+def test_default_format_follows_the_terminal():
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert default_format(Tty()) == "table"
+    assert default_format(io.StringIO()) == "tsv"
+
+
+def test_format_time():
+    assert format_time(None) == ""
+    assert format_time(1000, now=1000 + 300).endswith("(5m ago)")
+    assert format_time(1000, now=1000 - 7200).endswith("(in 2h)")
