@@ -55,3 +55,31 @@ def idle_conversations_query(*, cutoff: int, include_compacted: bool = False,
 
 def count_idle_conversations(db, *, cutoff: int) -> int:
     return idle_conversations_query(cutoff=cutoff).count()
+
+
+def message_text(content) -> str:
+    """The text of a message's `content`: `content.text`, else `content.content`
+    (when the content is a JSON object), else the raw content when it is not
+    JSON. A JSON string is its own text, a bare number or boolean its raw text;
+    an object or array without text gives ''."""
+    import json
+
+    if content is None:
+        return ""
+    if isinstance(content, (bytes, bytearray, memoryview)):
+        content = bytes(content).decode("utf-8", "replace")
+    try:
+        parsed = json.loads(content)
+    except ValueError:
+        return content
+    if isinstance(parsed, dict):
+        for key in ("text", "content"):
+            if isinstance(parsed.get(key), str):
+                return parsed[key]
+        return ""
+    if isinstance(parsed, str):
+        return parsed
+    if isinstance(parsed, list):
+        return ""
+    return content
+

@@ -1,0 +1,289 @@
+"""`nitejarctl agents`: list, show, create, update, delete, link and unlink agents."""
+
+from __future__ import annotations
+
+import click
+
+from nitejarctl.cli.context import pass_settings
+from nitejarctl.cli.options import (
+    confirm,
+    dry_run_option,
+    effective_limit,
+    emit_listing,
+    fetch_limit,
+    group,
+    ignore_missing_option,
+    limit_option,
+    yes_option,
+)
+from nitejarctl.errors import NotFound, OperationalProblem, UsageProblem
+
+CONFIG_HELP = "Config as a JSON object, or @file with one (@- reads stdin)."
+
+
+def _columns(*extra):
+    from nitejarctl.output import Column
+
+    return [Column("id"), Column("name"), Column("status"), Column("sprite_id"),
+            Column("created_at", "time"), Column("updated_at", "time"), *extra]
+
+
+def _delete_columns():
+    from nitejarctl.output import Column
+
+    return [Column("id"), Column("name"), Column("status"),
+            *(Column(k, "int") for k in ("jobs", "messages", "memories", "summaries", "links"))]
+
+
+def _link_columns():
+    from nitejarctl.output import Column
+
+    return [Column("agent_id"), Column("agent_name"), Column("integration_id"),
+            Column("integration_name"), Column("created_at", "time")]
+
+
+def _nonempty(value: str, what: str) -> str:
+    if value is None:
+        return None
+    if not value.strip():
+        raise UsageProblem(f"the {what} must not be empty")
+    return value
+
+
+def _plural(n: int, word: str) -> str:
+    if n == 1:
+        return f"1 {word}"
+    return f"{n} {word[:-1] + 'ies' if word.endswith('y') else word + 's'}"
+
+
+def describe_cascade(counts: dict) -> str:
+    """'3 jobs, 12 messages, 4 memories, 1 summary, 2 integration links'"""
+    return ", ".join([_plural(counts["jobs"], "job"), _plural(counts["messages"], "message"),
+                      _plural(counts["memories"], "memory"), _plural(counts["summaries"], "summary"),
+                      _plural(counts["links"], "integration link")])
+
+
+@group()
+def agents():
+    """List, show, create, update and delete agents.
+
+    Wherever an agent is taken, its id or its unique name will do.
+
+    \b
+    Examples:
+      nitejarctl agents list
+      nitejarctl agents show support-bot -o json
+      nitejarctl agents update support-bot --set memorySettings.decayRate=0.2
+    """
+
+
+@agents.command(name="list")
+@click.option("--status", help="Only agents with this status (idle, busy, …).")
+@limit_option
+@pass_settings
+def agents_list(settings, status, limit):
+    """List agents, by name.
+
+    \b
+    Examples:
+      nitejarctl agents list
+      nitejarctl agents list --status idle -o ids
+    """
+    from nitejarctl.db import stream
+    from nitejarctl.repositories import agents as repo
+
+    db = settings.database()
+    query = repo.list_query(db, status=status)
+    limit = effective_limit(settings, limit)
+    n = fetch_limit(limit)
+    rows = stream(db, query if n is None else query.limit(n))
+    emit_listing(settings, rows, _columns(), limit=limit, count=query.count, noun="agents")
+
+
+@agents.command(name="show")
+@click.argument("agent")
+@pass_settings
+def agents_show(settings, agent):
+    """Show one agent: its config, linked integrations and what it has
+    (jobs, memories, summaries, active sprite sessions).
+
+    \b
+    Examples:
+      nitejarctl agents show support-bot
+      nitejarctl agents show 3f2c… -o json | jq .config
+    """
+    from nitejarctl.db import stream
+    from nitejarctl.jsonarg import parse_stored
+    from nitejarctl.output import Column
+    from nitejarctl.repositories import agents as repo
+
+    db = settings.database()
+    row = repo.get(db, repo.resolve_id(db, agent))
+    row["config"] = parse_stored(row.get("config"))
+    row.update(repo.counts(db, row["id"]))
+    sections = {}
+    linked = repo.links_query(db, row["id"])
+    if linked is not None:
+        name, query = linked
+        kind = "type" if name == "integrations" else "plugin_id"
+        columns = [Column("id"), Column(kind), Column("name"), Column("scope"),
+                   Column("enabled", "bool"), Column("linked_at", "time")]
+        sections[name] = (list(stream(db, query)), columns)
+    settings.emit_one(row, sections=sections, kinds={"config": "json"})
+
+
+@agents.command(name="create")
+@click.argument("name")
+@click.option("--config", "config_text", metavar="JSON|@FILE", help=CONFIG_HELP)
+@click.option("--status", default="idle", show_default=True, help="Initial status.")
+@click.option("--sprite-id", help="The agent's sprite id.")
+@pass_settings
+def agents_create(settings, name, config_text, status, sprite_id):
+    """Create an agent (a new UUID id). Prints the created row.
+
+    \b
+    Examples:
+      nitejarctl agents create support-bot
+      nitejarctl agents create support-bot --config @agent.json --sprite-id sp-1
+      nitejarctl agents create triage --config '{"memorySettings": {"decayRate": 0.2}}'
+    """
+    from nitejarctl.jsonarg import parse_object
+    from nitejarctl.repositories import agents as repo
+
+    _nonempty(name, "agent name")
+    _nonempty(status, "status")
+    config = None if config_text is None else parse_object(config_text, "--config")
+    row = repo.create(settings.database(), name=name, config=config, status=status,
+                      sprite_id=sprite_id)
+    settings.emit([row], _columns())
+    settings.info(f"created agent {name!r} ({row['id']})")
+
+
+@agents.command(name="update")
+@click.argument("agent")
+@click.option("--name", help="New unique name.")
+@click.option("--status", help="New status.")
+@click.option("--sprite-id", help="New sprite id ('' clears it).")
+@click.option("--config", "config_text", metavar="JSON|@FILE",
+              help="Replace the whole config (a JSON object, or @file).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Set a dotted config key; VALUE is JSON when it parses, else a string. Repeatable.")
+@click.option("--unset", "unsets", multiple=True, metavar="KEY",
+              help="Remove a dotted config key. Repeatable.")
+@pass_settings
+def agents_update(settings, agent, name, status, sprite_id, config_text, sets, unsets):
+    """Change an agent's name, status, sprite id or config.
+
+    --config replaces the config first, then --set and --unset edit it.
+
+    \b
+    Examples:
+      nitejarctl agents update support-bot --status idle
+      nitejarctl agents update support-bot --set memorySettings.decayRate=0.2
+      nitejarctl agents update support-bot --set sessionSettings.compaction.enabled=false
+      nitejarctl agents update support-bot --unset memorySettings --name helpdesk
+    """
+    from nitejarctl import jsonarg
+    from nitejarctl.repositories import agents as repo
+
+    _nonempty(name, "agent name")
+    _nonempty(status, "status")
+    config = None if config_text is None else jsonarg.parse_object(config_text, "--config")
+    for text in sets:
+        jsonarg.parse_assignment(text, "--set")
+    for key in unsets:
+        jsonarg.parse_path(key, "--unset")
+    if name is None and status is None and sprite_id is None and config is None \
+            and not sets and not unsets:
+        raise UsageProblem("nothing to update: give --name, --status, --sprite-id, --config, "
+                           "--set or --unset")
+    changes = {}
+    if sprite_id is not None:
+        changes["sprite_id"] = sprite_id or None
+    row, missing = repo.update(settings.database(), agent, name=name, status=status,
+                               config=config, sets=sets, unsets=unsets, **changes)
+    for key in missing:
+        settings.warn(f"{key} was not set in the config of agent {row['name']!r}")
+    settings.emit([row], _columns())
+    settings.info(f"updated agent {row['name']!r} ({row['id']})")
+
+
+@agents.command(name="delete")
+@click.argument("agent")
+@dry_run_option
+@yes_option
+@ignore_missing_option
+@pass_settings
+def agents_delete(settings, agent, dry_run, yes, ignore_missing):
+    """Delete an agent, and with it its jobs, their messages, its memories,
+    summaries and integration links.
+
+    Shows what goes with it and asks on a terminal; --yes skips the question.
+
+    \b
+    Examples:
+      nitejarctl agents delete old-bot --dry-run
+      nitejarctl agents delete old-bot --yes
+    """
+    from nitejarctl.repositories import agents as repo
+
+    db = settings.database()
+    try:
+        found = repo.resolve(db, agent)
+    except NotFound as exc:
+        if not ignore_missing:
+            raise
+        settings.warn(exc.message)
+        return
+    label = f"agent {found['name']!r} ({found['id']})"
+    counts = repo.cascade_counts(db, found["id"])
+    if dry_run:
+        settings.emit([{**found, **counts}], _delete_columns())
+        settings.info(f"would delete {label} and {describe_cascade(counts)} (dry run: nothing changed)")
+        return
+    if not confirm(settings, f"Delete {label} and {describe_cascade(counts)}?", yes):
+        raise OperationalProblem("aborted: nothing deleted")
+    removed = repo.delete(db, found["id"])
+    settings.emit([{**found, **removed}], _delete_columns())
+    settings.info(f"deleted {label} and {describe_cascade(removed)}")
+
+
+@agents.command(name="link")
+@click.argument("agent")
+@click.argument("integration")
+@pass_settings
+def agents_link(settings, agent, integration):
+    """Link an agent to an integration (id or unique name of each).
+
+    \b
+    Examples:
+      nitejarctl agents link support-bot telegram-main
+    """
+    from nitejarctl.repositories import agents as repo
+
+    row, created = repo.link(settings.database(), agent, integration)
+    settings.emit([row], _link_columns(), id_field="agent_id")
+    what = f"agent {row['agent_name']!r} to integration {row['integration_name']!r}"
+    settings.info(f"linked {what}" if created else f"already linked: {what}")
+
+
+@agents.command(name="unlink")
+@click.argument("agent")
+@click.argument("integration")
+@pass_settings
+def agents_unlink(settings, agent, integration):
+    """Remove the link between an agent and an integration.
+
+    \b
+    Examples:
+      nitejarctl agents unlink support-bot telegram-main
+    """
+    from nitejarctl.repositories import agents as repo
+
+    row, removed = repo.unlink(settings.database(), agent, integration)
+    what = f"agent {row['agent_name']!r} from integration {row['integration_name']!r}"
+    if removed:
+        settings.emit([row], _link_columns(), id_field="agent_id")
+        settings.info(f"unlinked {what}")
+    else:
+        settings.info(f"not linked, nothing to do: {what}")

@@ -1,0 +1,105 @@
+"""`nitejarctl jobs`: inspect agent jobs and their messages."""
+
+from __future__ import annotations
+
+import click
+
+from nitejarctl.cli.context import pass_settings
+from nitejarctl.cli.options import effective_limit, emit_listing, fetch_limit, group, limit_option
+
+STATUSES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED")
+
+
+def _status(ctx, param, value):
+    # Case-insensitive, but the statuses are named as stored (Click's own
+    # case-insensitive Choice would name them in lower case).
+    if value is None or value.upper() in STATUSES:
+        return None if value is None else value.upper()
+    raise click.BadParameter(f"{value!r} is not one of {', '.join(STATUSES)}.", ctx, param)
+
+
+def _columns():
+    from nitejarctl.output import Column
+
+    return [Column("id"), Column("work_item_id"), Column("agent_id"), Column("agent_name"),
+            Column("status"), Column("error_text"), Column("started_at", "time"),
+            Column("completed_at", "time"), Column("created_at", "time"),
+            Column("updated_at", "time")]
+
+
+@group()
+def jobs():
+    """Inspect jobs (an agent's run on a work item) and their messages.
+
+    \b
+    Examples:
+      nitejarctl jobs list --agent support-bot --status FAILED
+      nitejarctl jobs show 3f2c…
+    """
+
+
+@jobs.command(name="list")
+@click.option("--agent", metavar="AGENT", help="Only this agent's jobs (id or name).")
+@click.option("--status", callback=_status, metavar="[" + "|".join(STATUSES) + "]",
+              help="Only jobs with this status (any case).")
+@click.option("--work-item", metavar="ID", help="Only the jobs of this work item.")
+@limit_option
+@pass_settings
+def jobs_list(settings, agent, status, work_item, limit):
+    """List jobs, oldest first.
+
+    \b
+    Examples:
+      nitejarctl jobs list --status RUNNING
+      nitejarctl jobs list --agent support-bot --status FAILED -o json
+      nitejarctl jobs list --work-item 3f2c… -o ids
+    """
+    from nitejarctl.db import stream
+    from nitejarctl.errors import NotFound
+    from nitejarctl.repositories import agents, work_items
+    from nitejarctl.repositories import jobs as repo
+
+    db = settings.database()
+    agent_id = None if agent is None else agents.resolve_id(db, agent)
+    if work_item is not None and not work_items.exists(db, work_item):
+        raise NotFound(f"no work item with id {work_item!r}")
+    query = repo.list_query(db, agent_id=agent_id, status=status, work_item_id=work_item)
+    limit = effective_limit(settings, limit)
+    n = fetch_limit(limit)
+    rows = stream(db, query if n is None else query.limit(n))
+    emit_listing(settings, rows, _columns(), limit=limit, count=query.count, noun="jobs")
+
+
+@jobs.command(name="show")
+@click.argument("job_id", metavar="ID")
+@pass_settings
+def jobs_show(settings, job_id):
+    """Show one job and its messages (the text of each; -o json adds the
+    parsed content).
+
+    \b
+    Examples:
+      nitejarctl jobs show 3f2c…
+      nitejarctl jobs show 3f2c… -o json | jq -r '.messages[].text'
+    """
+    from nitejarctl.db import stream
+    from nitejarctl.jsonarg import parse_stored
+    from nitejarctl.output import Column
+    from nitejarctl.repositories import jobs as repo
+    from nitejarctl.repositories.messages import message_text
+
+    db = settings.database()
+    row = repo.get(db, job_id)
+    columns = [Column("id"), Column("role"), Column("created_at", "time"), Column("text")]
+    table = settings.fmt == "table"
+    if not table:
+        columns.append(Column("content", "json"))
+
+    def messages():
+        for m in stream(db, repo.messages_query(db, row["id"])):
+            m["text"] = message_text(m["content"])
+            if not table:
+                m["content"] = parse_stored(m["content"])
+            yield m
+
+    settings.emit_one(row, sections={"messages": (messages(), columns)})
