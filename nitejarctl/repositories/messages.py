@@ -83,3 +83,28 @@ def message_text(content) -> str:
         return ""
     return content
 
+
+def session_history_query(db, session_key: str, *, agent_id: str | None = None,
+                          include_incomplete: bool = False):
+    """nitejar's listMessagesBySession: the messages of the COMPLETED jobs (all
+    jobs with `include_incomplete`) of the work items with `session_key`,
+    ordered by job created_at, then message created_at; ties (times are whole
+    seconds) by job, then in the order the messages were written.
+    Fields: id, created_at, job_id, agent_id, job_status, role, content."""
+    from peewee import Column
+
+    from nitejarctl.db import dialect
+
+    written = Column(Message, "rowid" if dialect(db) == "sqlite" else "ctid")
+    query = (Message
+             .select(Message.id, Message.created_at, Message.job_id, Job.agent_id,
+                     Job.status.alias("job_status"), Message.role, Message.content)
+             .join(Job, on=(Job.id == Message.job_id))
+             .join(WorkItem, on=(WorkItem.id == Job.work_item_id))
+             .where(WorkItem.session_key == session_key)
+             .order_by(Job.created_at, Message.created_at, Message.job_id, written))
+    if agent_id is not None:
+        query = query.where(Job.agent_id == agent_id)
+    if not include_incomplete:
+        query = query.where(Job.status == "COMPLETED")
+    return query.dicts()
