@@ -348,6 +348,40 @@ def test_close_stale_in_several_batches(db, run, monkeypatch):
     assert {k: v for k, v in state().items() if v[0] == "active"} == {"keep": ("active", NOW)}
 
 
+def test_close_stale_failing_batch_reports_what_earlier_batches_committed(db, run, monkeypatch):
+    from nitejarctl.errors import OperationalProblem
+
+    calls = []
+
+    def flaky(db_, model, where, apply, **kwargs):
+        def second_fails(condition):
+            calls.append(condition)
+            if len(calls) == 2:
+                raise OperationalProblem("database is locked")
+            return apply(condition)
+        return _batch.in_batches(db_, model, where, second_fails, batch_size=2)
+
+    monkeypatch.setattr(repo, "in_batches", flaky)
+    with at(NOW):
+        for i in range(5):
+            session(f"b{i}", last=NOW - 2 * HOUR)
+        result = run("sessions", "close", "--stale", "1h", "-o", "ids")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == ("Warning: closed 2 sessions before the error (each batch commits on its own)\n"
+                             "Error: database is locked\n")
+    assert sorted(s for s, _ in state().values()) == ["active", "active", "active", "closed", "closed"]
+
+
+def test_close_stale_table_shows_the_first_hundred(db, run):
+    with at(NOW):
+        SpriteSession.insert_many([expected(f"t{i:03}", last=NOW - 2 * HOUR) for i in range(102)]).execute()
+        table = run("sessions", "close", "--stale", "1h", "-o", "table", env=WIDE)
+    assert table.exit_code == 0
+    assert table.stderr == "… 2 more not shown (-o tsv or -o json shows all)\nclosed 102 sessions\n"
+    assert sum(line.lstrip().startswith("t") for line in table.stdout.splitlines()) == 100
+
+
 def test_close_stale_repository_counts_without_rows(fleet, db):
     assert repo.close_stale(db, HOUR, NOW, dry_run=True) == 2
     assert repo.close_stale(db, HOUR, NOW) == 2
@@ -428,6 +462,23 @@ def test_purge_dry_run_then_yes(purgeable, run):
     assert sorted(json.loads(real.stdout), key=lambda r: r["id"]) == rows
     assert sorted(json.loads(dry.stdout), key=lambda r: r["id"]) == rows
     assert sorted(state()) == ["p-active-old", "p-closed-new"]
+
+
+def test_purge_asks_on_a_terminal(purgeable, run, monkeypatch):
+    from nitejarctl.cli import options
+
+    monkeypatch.setattr(options, "_isatty", lambda stream: True)
+    before = state()
+    with at(NOW):
+        declined = run("sessions", "purge", "--older-than", "1d", "-o", "ids", input="n\n")
+        assert state() == before
+        accepted = run("sessions", "purge", "--older-than", "1d", "-o", "ids", input="y\n")
+    question = "Delete 2 closed or error sessions last active more than 1d ago? [y/N]: "
+    assert (declined.exit_code, declined.stdout) == (1, "")
+    assert declined.stderr == question + "n\nError: aborted: nothing deleted\n"  # the runner echoes input
+    assert accepted.exit_code == 0
+    assert sorted(accepted.stdout.split()) == ["p-closed-old", "p-error-old"]
+    assert accepted.stderr == question + "y\ndeleted 2 sessions\n"
 
 
 def test_purge_in_batches_and_repository_count(db, monkeypatch):

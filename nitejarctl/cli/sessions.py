@@ -18,7 +18,7 @@ from nitejarctl.cli.options import (
     limit_option,
     yes_option,
 )
-from nitejarctl.errors import NotFound, UsageProblem
+from nitejarctl.errors import NotFound, OperationalProblem, UsageProblem
 
 STATUS_CHOICES = ("active", "closed", "error", "all")
 FIELDS = ("id", "sprite_name", "session_id", "session_key", "agent_id", "status",
@@ -196,8 +196,12 @@ def _report(settings, rows, n: int, verb: tuple, *, dry_run: bool, tail: str = "
     """The changed rows on stdout, one summary line on stderr. `verb` is
     (present, past[, suffix]): ("mark", "marked", " as error")."""
     if n or settings.fmt != "table":
-        emit_listing(settings, rows, _columns(), limit=effective_limit(settings, None),
-                     count=lambda: n, noun="sessions")
+        import itertools
+
+        limit = effective_limit(settings, None)
+        shown = settings.emit(rows if limit is None else itertools.islice(rows, limit), _columns())
+        if shown < n:
+            settings.info(f"… {n - shown} more not shown (-o tsv or -o json shows all)")
     present, past, suffix = (*verb, "")[:3]
     words = f"would {present}" if dry_run else past
     settings.info(f"{words} {_plural(n)}{suffix}{tail}{' (dry run)' if dry_run else ''}")
@@ -349,7 +353,6 @@ def sessions_purge(settings, older_than, dry_run, yes):
         question = (f"Delete {_plural(n, 'closed or error session')} last active more than "
                     f"{format_duration(older_than)} ago?")
         if not confirm(settings, question, yes):
-            settings.info("nothing deleted")
-            raise click.exceptions.Exit(1)
+            raise OperationalProblem("aborted: nothing deleted")
     _bulk(settings, lambda sink: repo.purge(db, older_than, t, dry_run=dry_run, on_rows=sink),
           ("delete", "deleted"), dry_run=dry_run)
