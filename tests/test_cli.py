@@ -158,3 +158,18 @@ def test_subprocess_no_traceback_and_exit_code(tmp_path):
     debug = subprocess.run([sys.executable, "-m", "nitejarctl", "-d", str(tmp_path / "x.db"), "doctor"],
                            capture_output=True, text=True, env={**os.environ, "NITEJARCTL_DEBUG": "1"})
     assert "Traceback" in debug.stderr
+
+
+def test_exit_raised_inside_a_command_keeps_its_code():
+    import click
+
+    from nitejarctl.cli import cli
+
+    @cli.command(name="exit-probe")
+    def probe():
+        raise click.exceptions.Exit(4)
+
+    try:
+        assert Run(None)("exit-probe").exit_code == 4
+    finally:
+        cli.commands.pop("exit-probe")

@@ -60,6 +60,8 @@ class RootGroup(NitejarGroup):
         return [name for name, (module, _, _) in COMMANDS.items() if _module_exists(module)]
 
     def get_command(self, ctx, name):
+        if name in self.commands:
+            return self.commands[name]
         entry = COMMANDS.get(name)
         if entry is None or not _module_exists(entry[0]):
             return None
@@ -88,9 +90,11 @@ class RootGroup(NitejarGroup):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         self._settings = None
         try:
-            super().main(args, prog_name or "nitejarctl", complete_var,
-                         standalone_mode=False, **extra)
-            code = 0
+            rv = super().main(args, prog_name or "nitejarctl", complete_var,
+                              standalone_mode=False, **extra)
+            # Without standalone mode Click returns the code of an Exit raised
+            # inside a command (`ctx.exit(n)`) instead of raising it.
+            code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
         except click.exceptions.Exit as exc:
             code = exc.exit_code
         except (click.exceptions.Abort, KeyboardInterrupt):
