@@ -176,16 +176,33 @@ def empty_url(backend, tmp_path, request):
     return _fresh_pg(request.getfixturevalue("pg_server"), "template0")
 
 
+def _migrated_sqlite(path) -> str:
+    db = open_database(parse_url(str(path)), create=True)
+    migrations.migrate(db, fresh_file=True)
+    db.close()
+    return str(path)
+
+
 @pytest.fixture
 def db_url(backend, tmp_path, request):
     """A freshly migrated database."""
     if backend == "sqlite":
-        path = tmp_path / "nitejar.db"
-        db = open_database(parse_url(str(path)), create=True)
-        migrations.migrate(db, fresh_file=True)
-        db.close()
-        return str(path)
+        return _migrated_sqlite(tmp_path / "nitejar.db")
     return _fresh_pg(request.getfixturevalue("pg_server"), TEMPLATE)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    """A freshly migrated SQLite database, for tests about SQLite alone."""
+    return _migrated_sqlite(tmp_path / "nitejar.db")
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """A freshly migrated PostgreSQL database, for tests about PostgreSQL alone."""
+    if pg_server is None:
+        pytest.skip("PostgreSQL server binaries (initdb) not found on this machine")
+    return _fresh_pg(pg_server, TEMPLATE)
 
 
 @pytest.fixture
