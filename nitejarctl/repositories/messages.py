@@ -6,7 +6,7 @@ are those of its COMPLETED jobs.
 
 from __future__ import annotations
 
-from peewee import SQL, fn
+from peewee import JOIN, Case, fn
 
 from nitejarctl.models import Agent, Job, Message, SessionSummary, WorkItem
 
@@ -34,22 +34,31 @@ def idle_conversations_query(*, cutoff: int, include_compacted: bool = False,
     session_key, agent_id, agent_name, message_count, last_message_at and
     compacted (a summary's end_time reaches the newest message)."""
     conv = _conversations(session_key, agent_id).alias("c")
-    summary = SessionSummary.alias("s")
-    compacted = fn.EXISTS(
-        summary.select(SQL("1")).where(
-            (summary.session_key == conv.c.session_key)
-            & (summary.agent_id == conv.c.agent_id)
-            & (summary.end_time >= conv.c.last_message_at)))
+    # Each conversation's latest summary end, joined once (hash join or automatic
+    # index) rather than probed per conversation: a correlated EXISTS let SQLite,
+    # without statistics, walk every summary of the agent for each conversation.
+    until = (SessionSummary
+             .select(SessionSummary.session_key, SessionSummary.agent_id,
+                     fn.MAX(SessionSummary.end_time).alias("until"))
+             .group_by(SessionSummary.session_key, SessionSummary.agent_id))
+    if session_key is not None:
+        until = until.where(SessionSummary.session_key == session_key)
+    if agent_id is not None:
+        until = until.where(SessionSummary.agent_id == agent_id)
+    until = until.alias("s")
+    compacted = until.c.until.is_null(False) & (until.c.until >= conv.c.last_message_at)
     query = (Agent
              .select(conv.c.session_key, conv.c.agent_id, Agent.name.alias("agent_name"),
                      conv.c.message_count, conv.c.last_message_at,
-                     compacted.alias("compacted"))
+                     Case(None, [(compacted, 1)], 0).alias("compacted"))
              .from_(conv)
              .join(Agent, on=(Agent.id == conv.c.agent_id))
+             .join(until, JOIN.LEFT_OUTER, on=((until.c.session_key == conv.c.session_key)
+                                               & (until.c.agent_id == conv.c.agent_id)))
              .where(conv.c.last_message_at < cutoff)
              .order_by(conv.c.session_key, conv.c.agent_id))
     if not include_compacted:
-        query = query.where(~compacted)
+        query = query.where(until.c.until.is_null() | (until.c.until < conv.c.last_message_at))
     return query
 
 
