@@ -243,9 +243,11 @@ def compaction_run(conn, now, idle=30 * 60):
             "start_time, end_time, compacted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (str(uuid.uuid4()), session_key, agent_id, default_summary(turns), len(turns),
              min(r[2] for r in rows), max(r[2] for r in rows), now))
+        # `+status`: through idx_sprite_sessions_session_key_agent, not every
+        # active session through idx_sprite_sessions_status.
         conn.execute(
             "UPDATE sprite_sessions SET status = 'closed', last_active_at = ? "
-            "WHERE session_key = ? AND agent_id = ? AND status = 'active'",
+            "WHERE session_key = ? AND agent_id = ? AND +status = 'active'",
             (now, session_key, agent_id))
         conn.execute("COMMIT")
         written += 1
