@@ -79,8 +79,19 @@ def _plain(value) -> str:
 
 
 def _tsv_escape(text: str) -> str:
-    return (text.replace("\\", "\\\\").replace("\t", "\\t")
-            .replace("\n", "\\n").replace("\r", "\\r"))
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return (text.replace("\\", "\\\\").replace("\t", "\\t")
+                .replace("\n", "\\n").replace("\r", "\\r"))
+    return text
+
+
+def _tsv_cell(value) -> str:
+    kind = type(value)
+    if kind is str:
+        return _tsv_escape(value)
+    if kind is int or kind is float:
+        return str(value)
+    return _tsv_escape(_plain(value))
 
 
 def format_time(value, now: int | None = None) -> str:
@@ -122,35 +133,50 @@ def emit(rows, columns, fmt: str, *, out=None, color: bool = True, id_field: str
     count = 0
     if fmt == "table":
         return _emit_table(rows, cols, out, color=color, title=title)
+    # Machine formats are written in chunks of lines: a bulk change may print
+    # hundreds of thousands of rows.
     if fmt == "json":
         out.write("[")
-        for row in rows:
-            out.write(("\n" if count == 0 else ",\n") + to_json({n: row.get(n) for n in names}))
-            count += 1
+        for chunk in _chunks(rows):
+            lines = [to_json({n: row.get(n) for n in names}) for row in chunk]
+            out.write(("\n" if count == 0 else ",\n") + ",\n".join(lines))
+            count += len(lines)
         out.write("\n]\n" if count else "]\n")
     elif fmt == "jsonl":
-        for row in rows:
-            out.write(to_json({n: row.get(n) for n in names}) + "\n")
-            count += 1
+        for chunk in _chunks(rows):
+            out.write("".join([to_json({n: row.get(n) for n in names}) + "\n" for row in chunk]))
+            count += len(chunk)
     elif fmt == "csv":
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(names)
-        for row in rows:
-            writer.writerow([_plain(row.get(n)) for n in names])
-            count += 1
+        for chunk in _chunks(rows):
+            writer.writerows([[_plain(row.get(n)) for n in names] for row in chunk])
+            count += len(chunk)
     elif fmt == "tsv":
         out.write("\t".join(names) + "\n")
-        for row in rows:
-            out.write("\t".join(_tsv_escape(_plain(row.get(n))) for n in names) + "\n")
-            count += 1
+        for chunk in _chunks(rows):
+            out.write("".join(["\t".join([_tsv_cell(row.get(n)) for n in names]) + "\n"
+                               for row in chunk]))
+            count += len(chunk)
     elif fmt == "ids":
-        for row in rows:
-            out.write(_plain(row.get(id_field)) + "\n")
-            count += 1
+        for chunk in _chunks(rows):
+            out.write("".join([_plain(row.get(id_field)) + "\n" for row in chunk]))
+            count += len(chunk)
     else:
         raise ValueError(f"unknown output format {fmt!r}")
     out.flush()
     return count
+
+
+def _chunks(rows, size: int = 1000):
+    chunk = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _console(out, color: bool):
