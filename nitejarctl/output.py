@@ -186,24 +186,63 @@ def _console(out, color: bool):
                    highlight=False, emoji=False, markup=False, soft_wrap=False)
 
 
+def _whole(col: Column) -> bool:
+    """Ids, numbers and times are read and copied whole: they never wrap."""
+    return col.kind in ("time", "int", "float", "bool") or col.name == "id" or col.name.endswith("_id")
+
+
+TEXT_MIN_WIDTH = 24
+
+
+def _fit(cols: list[Column], cells: list[list[str]], width: int) -> list[int]:
+    """Indexes of the columns to show in `width`. When the whole-value columns
+    and a readable share for text do not fit, the rightmost times go first,
+    then ids other than the first column, then numbers."""
+    def need(i):
+        widest = max([len(cols[i].title)] + [len(row[i]) for row in cells])
+        return (widest if _whole(cols[i]) else min(widest, TEXT_MIN_WIDTH)) + 3
+
+    def rank(col):
+        if col.kind == "time":
+            return 0
+        if col.kind in ("int", "float", "bool"):
+            return 2
+        return 1 if _whole(col) else 3
+
+    shown = list(range(len(cols)))
+    droppable = sorted(range(1, len(cols)), key=lambda i: (rank(cols[i]), -i))
+    for i in droppable:
+        if sum(need(j) for j in shown) <= width or rank(cols[i]) == 3:
+            break
+        shown.remove(i)
+    return shown
+
+
 def _emit_table(rows, cols: list[Column], out, *, color: bool, title: str | None) -> int:
     from rich import box
     from rich.table import Table
     from rich.text import Text
 
     now = int(time.time())
+    cells = [[_cell(row.get(c.name), c, now) for c in cols] for row in rows]
+    if not cells:
+        return 0
+    console = _console(out, color)
+    shown = _fit(cols, cells, console.width)
     table = Table(box=box.SIMPLE_HEAD, header_style="bold" if color else None,
                   title=Text(title) if title else None, title_justify="left")
-    for col in cols:
+    for i in shown:
+        col = cols[i]
+        whole = _whole(col)
         table.add_column(Text(col.title), justify="right" if col.kind in ("int", "float") else "left",
-                         overflow="fold")
-    count = 0
-    for row in rows:
-        table.add_row(*(Text(_cell(row.get(c.name), c, now)) for c in cols))
-        count += 1
-    if count:
-        _console(out, color).print(table)
-    return count
+                         no_wrap=whole, overflow="ellipsis" if whole else "fold")
+    for row in cells:
+        table.add_row(*(Text(row[i]) for i in shown))
+    console.print(table)
+    hidden = [c.name for i, c in enumerate(cols) if i not in shown]
+    if hidden:
+        sys.stderr.write(f"(not shown at this width: {', '.join(hidden)}; -o json shows every field)\n")
+    return len(cells)
 
 
 # ------------------------------------------------------------------ one object

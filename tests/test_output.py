@@ -85,3 +85,17 @@ def test_format_time():
     assert format_time(None) == ""
     assert format_time(1000, now=1000 + 300).endswith("(5m ago)")
     assert format_time(1000, now=1000 - 7200).endswith("(in 2h)")
+
+
+def test_table_drops_times_then_ids_when_too_narrow(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "80")
+    rows = [{"id": "8c7e5b1a-0000-4000-8000-000000000001", "agent_id": "0b1f-agent-uuid-0000-000000000000",
+             "strength": 0.5, "created_at": 1_790_000_000, "content": "a fact worth keeping"}]
+    cols = ["id", "agent_id", Column("strength", "float"), Column("created_at", "time"), "content"]
+    out = io.StringIO()
+    emit(iter(rows), cols, "table", out=out, color=False)
+    header = out.getvalue().splitlines()[1].split()
+    assert header == ["id", "strength", "content"]
+    assert capsys.readouterr().err == ("(not shown at this width: agent_id, created_at; "
+                                       "-o json shows every field)\n")
+    assert "8c7e5b1a-0000-4000-8000-000000000001" in out.getvalue()
