@@ -36,13 +36,16 @@ def columns_of(spec) -> list[Column]:
     return [c if isinstance(c, Column) else Column(c) for c in spec]
 
 
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def default_format(stream=None) -> str:
     """`table` on a terminal, `tsv` (with a header) in a pipe."""
-    stream = stream or sys.stdout
-    try:
-        return "table" if stream.isatty() else "tsv"
-    except (AttributeError, ValueError):
-        return "tsv"
+    return "table" if _isatty(stream or sys.stdout) else "tsv"
 
 
 def color_allowed(no_color: bool = False, environ=None) -> bool:
@@ -240,7 +243,7 @@ def _emit_table(rows, cols: list[Column], out, *, color: bool, title: str | None
         table.add_row(*(Text(row[i]) for i in shown))
     console.print(table)
     hidden = [c.name for i, c in enumerate(cols) if i not in shown]
-    if hidden:
+    if hidden and _isatty(sys.stderr):
         sys.stderr.write(f"(not shown at this width: {', '.join(hidden)}; -o json shows every field)\n")
     return len(cells)
 

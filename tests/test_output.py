@@ -89,6 +89,7 @@ def test_format_time():
 
 def test_table_drops_times_then_ids_when_too_narrow(monkeypatch, capsys):
     monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setattr("nitejarctl.output._isatty", lambda stream: True)
     rows = [{"id": "8c7e5b1a-0000-4000-8000-000000000001", "agent_id": "0b1f-agent-uuid-0000-000000000000",
              "strength": 0.5, "created_at": 1_790_000_000, "content": "a fact worth keeping"}]
     cols = ["id", "agent_id", Column("strength", "float"), Column("created_at", "time"), "content"]
