@@ -313,3 +313,40 @@ def emit_report(report: dict, fmt: str, *, out=None, color: bool = True, lines=N
         for line in lines or ():
             out.write(str(line) + "\n")
     out.flush()
+
+
+# ---------------------------------------------------------------- pictures
+
+
+def bar(count: int, largest: int, width: int = 30) -> str:
+    """A horizontal bar proportional to count/largest (at least one block when > 0)."""
+    if count <= 0 or largest <= 0:
+        return ""
+    return "█" * max(1, round(width * count / largest))
+
+
+def spark(values: list[int]) -> str:
+    """A one-line histogram: one block character per value, scaled to the largest."""
+    blocks = " ▁▂▃▄▅▆▇█"
+    largest = max(values) if values else 0
+    if largest <= 0:
+        return " " * len(values)
+    return "".join(blocks[0] if v <= 0 else blocks[max(1, round(8 * v / largest))] for v in values)
+
+
+def emit_figures(report: dict, sections: list[tuple[str, list[dict], list]], fmt: str, *,
+                 out=None, color: bool = True) -> None:
+    """A stats report: the whole report as one JSON object in json/jsonl; each
+    section as a titled table otherwise (csv/tsv/ids: the first section's rows)."""
+    out = out or sys.stdout
+    if fmt in ("json", "jsonl"):
+        emit_report(report, fmt, out=out, color=color)
+        return
+    if fmt != "table":
+        title, rows, columns = sections[0]
+        emit(iter(rows), columns, fmt, out=out, color=color)
+        return
+    for i, (title, rows, columns) in enumerate(sections):
+        if i:
+            out.write("\n")
+        emit(iter(rows), columns, "table", out=out, color=color, title=title)

@@ -20,6 +20,7 @@ from nitejarctl.cli.options import (
     limit_option,
     yes_option,
 )
+from nitejarctl.cli.stats import memories_stats
 from nitejarctl.errors import UsageProblem
 
 STRENGTH = click.FloatRange(0.0, 1.0)
@@ -36,6 +37,9 @@ def memories():
       nitejarctl memories decay --dry-run
       nitejarctl memories prune --keep 100 --yes
     """
+
+
+memories.add_command(memories_stats)
 
 
 # --------------------------------------------------------------------- helpers

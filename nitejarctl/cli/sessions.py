@@ -18,6 +18,7 @@ from nitejarctl.cli.options import (
     limit_option,
     yes_option,
 )
+from nitejarctl.cli.stats import sessions_stats
 from nitejarctl.errors import NotFound, OperationalProblem, UsageProblem
 
 STATUS_CHOICES = ("active", "closed", "error", "all")
@@ -56,6 +57,9 @@ def sessions():
       nitejarctl sessions list --stale 1h -o ids | xargs -r nitejarctl sessions close
       nitejarctl sessions purge --older-than 24h --yes
     """
+
+
+sessions.add_command(sessions_stats)
 
 
 # ------------------------------------------------------------------- reading
