@@ -57,10 +57,31 @@ def global_options() -> list[click.Option]:
     ]
 
 
+GLOBAL_NAMES = {"database_url", "output", "no_color", "quiet", "verbose", "busy_timeout"}
+
+
+def _format_options(command, ctx, formatter) -> None:
+    """The command's own options first, then the global ones under their own heading."""
+    own, common = [], []
+    for param in command.get_params(ctx):
+        record = param.get_help_record(ctx)
+        if record is not None:
+            (common if param.name in GLOBAL_NAMES else own).append(record)
+    if own:
+        with formatter.section("Options"):
+            formatter.write_dl(own)
+    if common:
+        with formatter.section("Global options"):
+            formatter.write_dl(common)
+
+
 class NitejarCommand(click.Command):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.params.extend(global_options())
+
+    def format_options(self, ctx, formatter):
+        _format_options(self, ctx, formatter)
 
 
 class NitejarGroup(click.Group):
@@ -70,6 +91,10 @@ class NitejarGroup(click.Group):
         kwargs.setdefault("no_args_is_help", True)
         super().__init__(*args, **kwargs)
         self.params.extend(global_options())
+
+    def format_options(self, ctx, formatter):
+        _format_options(self, ctx, formatter)
+        self.format_commands(ctx, formatter)
 
 
 NitejarGroup.group_class = NitejarGroup
