@@ -6,6 +6,7 @@ import click
 
 from nitejarctl.cli.context import pass_settings
 from nitejarctl.cli.options import (
+    config_edit_options,
     confirm,
     dry_run_option,
     effective_limit,
@@ -164,12 +165,7 @@ def agents_create(settings, name, config_text, status, sprite_id):
 @click.option("--name", help="New unique name.")
 @click.option("--status", help="New status.")
 @click.option("--sprite-id", help="New sprite id ('' clears it).")
-@click.option("--config", "config_text", metavar="JSON|@FILE",
-              help="Replace the whole config (a JSON object, or @file).")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Set a dotted config key; VALUE is JSON when it parses, else a string. Repeatable.")
-@click.option("--unset", "unsets", multiple=True, metavar="KEY",
-              help="Remove a dotted config key. Repeatable.")
+@config_edit_options
 @pass_settings
 def agents_update(settings, agent, name, status, sprite_id, config_text, sets, unsets):
     """Change an agent's name, status, sprite id or config.

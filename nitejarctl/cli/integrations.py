@@ -6,6 +6,7 @@ import click
 
 from nitejarctl.cli.context import pass_settings
 from nitejarctl.cli.options import (
+    config_edit_options,
     confirm,
     dry_run_option,
     effective_limit,
@@ -134,12 +135,7 @@ def integrations_create(settings, type_, name, config_text, scope, disabled):
 @click.option("--type", "type_", metavar="TYPE", help="New type.")
 @click.option("--name", help="New name.")
 @click.option("--scope", help="New scope.")
-@click.option("--config", "config_text", metavar="JSON|@FILE",
-              help="Replace the whole config (a JSON object, or @file).")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Set a dotted config key; VALUE is JSON when it parses, else a string. Repeatable.")
-@click.option("--unset", "unsets", multiple=True, metavar="KEY",
-              help="Remove a dotted config key. Repeatable.")
+@config_edit_options
 @pass_settings
 def integrations_update(settings, integration, type_, name, scope, config_text, sets, unsets):
     """Change an integration's type, name, scope or config.

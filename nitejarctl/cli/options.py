@@ -64,7 +64,7 @@ def _format_options(command, ctx, formatter) -> None:
     """The command's own options first, then the global ones under their own heading."""
     own, common = [], []
     for param in command.get_params(ctx):
-        record = param.get_help_record(ctx)
+        record = None if isinstance(param, click.Argument) else param.get_help_record(ctx)
         if record is not None:
             (common if param.name in GLOBAL_NAMES else own).append(record)
     if own:
@@ -148,6 +148,17 @@ def limit_option(f):
     return click.option("--limit", type=click.IntRange(min=1), default=None,
                         help=f"At most this many rows [default: {TABLE_LIMIT} for tables, "
                              "unlimited otherwise].")(f)
+
+
+def config_edit_options(f):
+    """--config (replace), --set and --unset (dotted keys) for a JSON config column."""
+    f = click.option("--unset", "unsets", multiple=True, metavar="KEY",
+                     help="Remove a dotted config key. Repeatable.")(f)
+    f = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                     help="Set a dotted config key; VALUE is JSON when it parses, else a string. "
+                          "Repeatable.")(f)
+    return click.option("--config", "config_text", metavar="JSON|@FILE",
+                        help="Replace the whole config (a JSON object, or @file).")(f)
 
 
 def confirm(settings: Settings, question: str, yes: bool) -> bool:

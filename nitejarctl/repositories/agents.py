@@ -141,15 +141,6 @@ def create(db, *, name: str, config: dict | None = None, status: str = "idle",
     return row
 
 
-def _lock_config(db, agent_id: str):
-    from nitejarctl.db import dialect
-
-    query = Agent.select(Agent.config).where(Agent.id == agent_id)
-    if dialect(db) == "postgresql":
-        query = query.for_update()
-    return query.scalar()
-
-
 _UNCHANGED = object()
 
 
@@ -160,8 +151,8 @@ def update(db, ref: str, *, name: str | None = None, status: str | None = None,
     row and the unset keys that were not there."""
     from peewee import IntegrityError
 
-    from nitejarctl import jsonarg
     from nitejarctl.db import now
+    from nitejarctl.repositories._config import edited_config
 
     values: dict = {}
     if name is not None:
@@ -175,17 +166,8 @@ def update(db, ref: str, *, name: str | None = None, status: str | None = None,
         with db.atomic():
             agent_id = resolve_id(db, ref)
             if config is not None or sets or unsets:
-                if config is None:
-                    current = _lock_config(db, agent_id)
-                    base = {} if current in (None, "") else jsonarg.parse_stored(current)
-                    if not isinstance(base, dict):
-                        raise OperationalProblem(
-                            f"the stored config of agent {ref!r} is not a JSON object; "
-                            "replace it with --config")
-                else:
-                    base = config
-                missing = jsonarg.edit(base, sets, unsets)
-                values[Agent.config] = jsonarg.dumps(base)
+                values[Agent.config], missing = edited_config(
+                    db, Agent, agent_id, config, sets, unsets, f"agent {ref!r}")
             values[Agent.updated_at] = now()
             Agent.update(values).where(Agent.id == agent_id).execute()
     except IntegrityError as exc:

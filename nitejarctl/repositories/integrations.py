@@ -99,21 +99,12 @@ def create(db, *, type: str, name: str, config: dict | None = None, scope: str =
     return row
 
 
-def _lock_config(db, integration_id: str):
-    from nitejarctl.db import dialect
-
-    query = Integration.select(Integration.config).where(Integration.id == integration_id)
-    if dialect(db) == "postgresql":
-        query = query.for_update()
-    return query.scalar()
-
-
 def update(db, ref: str, *, type: str | None = None, name: str | None = None,
            scope: str | None = None, config: dict | None = None, sets=(), unsets=()) -> tuple[dict, list]:
     """Change one integration (config edits as for agents). Returns the row and
     the unset keys that were not there."""
-    from nitejarctl import jsonarg
     from nitejarctl.db import now
+    from nitejarctl.repositories._config import edited_config
 
     values: dict = {}
     for field, value in ((Integration.type, type), (Integration.name, name),
@@ -124,17 +115,8 @@ def update(db, ref: str, *, type: str | None = None, name: str | None = None,
     with db.atomic():
         integration_id = resolve(db, ref)["id"]
         if config is not None or sets or unsets:
-            if config is None:
-                current = _lock_config(db, integration_id)
-                base = {} if current in (None, "") else jsonarg.parse_stored(current)
-                if not isinstance(base, dict):
-                    raise OperationalProblem(
-                        f"the stored config of integration {ref!r} is not a JSON object; "
-                        "replace it with --config")
-            else:
-                base = config
-            missing = jsonarg.edit(base, sets, unsets)
-            values[Integration.config] = jsonarg.dumps(base)
+            values[Integration.config], missing = edited_config(
+                db, Integration, integration_id, config, sets, unsets, f"integration {ref!r}")
         values[Integration.updated_at] = now()
         Integration.update(values).where(Integration.id == integration_id).execute()
     return get(db, integration_id), missing
