@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from nitejarctl.cli import completers
 from nitejarctl.cli.context import pass_settings
 from nitejarctl.cli.options import (
     config_edit_options,
@@ -102,7 +103,7 @@ def agents_list(settings, status, limit):
 
 
 @agents.command(name="show")
-@click.argument("agent")
+@click.argument("agent", shell_complete=completers.agents)
 @pass_settings
 def agents_show(settings, agent):
     """Show one agent: its config, linked integrations and what it has
@@ -161,7 +162,7 @@ def agents_create(settings, name, config_text, status, sprite_id):
 
 
 @agents.command(name="update")
-@click.argument("agent")
+@click.argument("agent", shell_complete=completers.agents)
 @click.option("--name", help="New unique name.")
 @click.option("--status", help="New status.")
 @click.option("--sprite-id", help="New sprite id ('' clears it).")
@@ -205,7 +206,7 @@ def agents_update(settings, agent, name, status, sprite_id, config_text, sets, u
 
 
 @agents.command(name="delete")
-@click.argument("agent")
+@click.argument("agent", shell_complete=completers.agents)
 @dry_run_option
 @yes_option
 @ignore_missing_option
@@ -245,8 +246,8 @@ def agents_delete(settings, agent, dry_run, yes, ignore_missing):
 
 
 @agents.command(name="link")
-@click.argument("agent")
-@click.argument("integration")
+@click.argument("agent", shell_complete=completers.agents)
+@click.argument("integration", shell_complete=completers.integration_ids)
 @pass_settings
 def agents_link(settings, agent, integration):
     """Link an agent to an integration (id or unique name of each).
@@ -264,8 +265,8 @@ def agents_link(settings, agent, integration):
 
 
 @agents.command(name="unlink")
-@click.argument("agent")
-@click.argument("integration")
+@click.argument("agent", shell_complete=completers.agents)
+@click.argument("integration", shell_complete=completers.integration_ids)
 @pass_settings
 def agents_unlink(settings, agent, integration):
     """Remove the link between an agent and an integration.

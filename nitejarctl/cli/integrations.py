@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from nitejarctl.cli import completers
 from nitejarctl.cli.context import pass_settings
 from nitejarctl.cli.options import (
     config_edit_options,
@@ -77,7 +78,7 @@ def integrations_list(settings, type_, enabled, limit):
 
 
 @integrations.command(name="show")
-@click.argument("integration")
+@click.argument("integration", shell_complete=completers.integration_ids)
 @pass_settings
 def integrations_show(settings, integration):
     """Show one integration: its config and the agents linked to it.
@@ -131,7 +132,7 @@ def integrations_create(settings, type_, name, config_text, scope, disabled):
 
 
 @integrations.command(name="update")
-@click.argument("integration")
+@click.argument("integration", shell_complete=completers.integration_ids)
 @click.option("--type", "type_", metavar="TYPE", help="New type.")
 @click.option("--name", help="New name.")
 @click.option("--scope", help="New scope.")
@@ -183,7 +184,8 @@ def _switch(settings, refs, enabled, ignore_missing):
 
 
 @integrations.command(name="enable")
-@click.argument("refs", metavar="INTEGRATION...", nargs=-1, required=True)
+@click.argument("refs", metavar="INTEGRATION...", nargs=-1, required=True,
+                shell_complete=completers.integration_ids)
 @ignore_missing_option
 @pass_settings
 def integrations_enable(settings, refs, ignore_missing):
@@ -198,7 +200,8 @@ def integrations_enable(settings, refs, ignore_missing):
 
 
 @integrations.command(name="disable")
-@click.argument("refs", metavar="INTEGRATION...", nargs=-1, required=True)
+@click.argument("refs", metavar="INTEGRATION...", nargs=-1, required=True,
+                shell_complete=completers.integration_ids)
 @ignore_missing_option
 @pass_settings
 def integrations_disable(settings, refs, ignore_missing):
@@ -212,7 +215,7 @@ def integrations_disable(settings, refs, ignore_missing):
 
 
 @integrations.command(name="delete")
-@click.argument("integration")
+@click.argument("integration", shell_complete=completers.integration_ids)
 @click.option("--detach-work-items", is_flag=True,
               help="Keep the work items that refer to it, without their integration.")
 @dry_run_option

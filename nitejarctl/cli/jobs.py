@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from nitejarctl.cli import completers
 from nitejarctl.cli.context import pass_settings
 from nitejarctl.cli.options import effective_limit, emit_listing, fetch_limit, group, limit_option
 
@@ -39,10 +40,10 @@ def jobs():
 
 
 @jobs.command(name="list")
-@click.option("--agent", metavar="AGENT", help="Only this agent's jobs (id or name).")
+@click.option("--agent", metavar="AGENT", shell_complete=completers.agents, help="Only this agent's jobs (id or name).")
 @click.option("--status", callback=_status, metavar="[" + "|".join(STATUSES) + "]",
               help="Only jobs with this status (any case).")
-@click.option("--work-item", metavar="ID", help="Only the jobs of this work item.")
+@click.option("--work-item", metavar="ID", shell_complete=completers.work_item_ids, help="Only the jobs of this work item.")
 @limit_option
 @pass_settings
 def jobs_list(settings, agent, status, work_item, limit):
@@ -71,7 +72,7 @@ def jobs_list(settings, agent, status, work_item, limit):
 
 
 @jobs.command(name="show")
-@click.argument("job_id", metavar="ID")
+@click.argument("job_id", metavar="ID", shell_complete=completers.job_ids)
 @pass_settings
 def jobs_show(settings, job_id):
     """Show one job and its messages (the text of each; -o json adds the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from nitejarctl.cli import completers
 from nitejarctl.cli.context import pass_settings
 from nitejarctl.cli.options import effective_limit, emit_listing, fetch_limit, group, limit_option
 
@@ -37,7 +38,7 @@ def work_items():
 
 @work_items.command(name="list")
 @click.option("--status", help="Only work items with this status (NEW, …).")
-@click.option("--session-key", metavar="KEY", help="Only this conversation's work items.")
+@click.option("--session-key", metavar="KEY", shell_complete=completers.session_keys, help="Only this conversation's work items.")
 @click.option("--source", help="Only work items from this source (telegram, github, …).")
 @limit_option
 @pass_settings
@@ -61,7 +62,7 @@ def work_items_list(settings, status, session_key, source, limit):
 
 
 @work_items.command(name="show")
-@click.argument("work_item_id", metavar="ID")
+@click.argument("work_item_id", metavar="ID", shell_complete=completers.work_item_ids)
 @pass_settings
 def work_items_show(settings, work_item_id):
     """Show one work item (payload parsed) and its jobs.
