@@ -9,6 +9,8 @@ import click
 from nitejarctl.cli.context import pass_settings
 from nitejarctl.cli.options import (
     DURATION,
+    BoundedIntRange,
+    FiniteFloatRange,
     confirm,
     dry_run_option,
     emit_listing,
@@ -122,9 +124,9 @@ def compaction_idle(settings, idle, include_all, agent, session_key, limit):
 @click.option("--summarizer", metavar="CMD",
               help="Shell command that reads the transcript ('role: text' lines) on stdin "
                    "and prints the summary [default: nitejar's topic list].")
-@click.option("--summarizer-timeout", type=click.FloatRange(min=0, min_open=True), default=120.0,
+@click.option("--summarizer-timeout", type=FiniteFloatRange(min=0, min_open=True), default=120.0,
               show_default=True, metavar="SECONDS", help="Time limit of one summarizer run.")
-@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
+@click.option("--limit", type=BoundedIntRange(min=1), default=None, metavar="N",
               help="Write at most N summaries.")
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=200, show_default=True,
               metavar="N", help="Conversations per write transaction (each also ends after ~0.2 s).")

@@ -10,6 +10,8 @@ import click
 from nitejarctl.cli import completers
 from nitejarctl.cli.context import pass_settings
 from nitejarctl.cli.options import (
+    BoundedIntRange,
+    FiniteFloatRange,
     confirm,
     dry_run_option,
     effective_limit,
@@ -23,7 +25,7 @@ from nitejarctl.cli.options import (
 from nitejarctl.cli.stats import memories_stats
 from nitejarctl.errors import UsageProblem
 
-STRENGTH = click.FloatRange(0.0, 1.0)
+STRENGTH = FiniteFloatRange(0.0, 1.0)
 TABLE_CONTENT = 80  # characters of content a listing table shows (show prints it all)
 
 
@@ -324,7 +326,7 @@ def memories_unpin(settings, ids):
 @memories.command(name="decay")
 @click.option("--agent", metavar="ID|NAME", shell_complete=completers.agents,
               help="Only this agent's memories.")
-@click.option("--rate", type=click.FloatRange(min=0.0), metavar="R",
+@click.option("--rate", type=FiniteFloatRange(min=0.0), metavar="R",
               help="Strength lost per week, for every agent [default: each agent's "
                    "memorySettings.decayRate, else 0.1].")
 @dry_run_option
@@ -367,7 +369,7 @@ def memories_decay(settings, agent, rate, dry_run):
 @click.option("--below", type=STRENGTH, metavar="S",
               help="Delete non-permanent memories weaker than S [default: each agent's "
                    "memorySettings.minStrength, else 0.1].")
-@click.option("--keep", type=click.IntRange(min=0), metavar="N",
+@click.option("--keep", type=BoundedIntRange(min=0), metavar="N",
               help="Keep at most N memories per agent, pinned ones included, deleting the "
                    "weakest unpinned first [default: each agent's "
                    "memorySettings.maxStoredMemories, else 200].")

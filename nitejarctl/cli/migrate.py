@@ -8,7 +8,7 @@ import time
 import click
 
 from nitejarctl.cli.context import pass_settings
-from nitejarctl.cli.options import group
+from nitejarctl.cli.options import FiniteFloatRange, group
 from nitejarctl.errors import CheckFailed, UsageProblem
 
 
@@ -17,7 +17,7 @@ from nitejarctl.errors import CheckFailed, UsageProblem
               help="Print the DDL for the target backend; connect to nothing, change nothing.")
 @click.option("--backup", is_flag=True,
               help="SQLite: make an online backup copy next to the file before changing it.")
-@click.option("--lock-wait", type=click.FloatRange(min=0), default=60.0, show_default=True,
+@click.option("--lock-wait", type=FiniteFloatRange(min=0), default=60.0, show_default=True,
               metavar="SECONDS", help="PostgreSQL: how long to wait for another migrate.")
 @click.pass_context
 @pass_settings

@@ -6,6 +6,7 @@ Imported on every invocation, so it imports neither Rich nor Peewee.
 
 from __future__ import annotations
 
+import math
 import sys
 
 import click
@@ -51,7 +52,7 @@ def global_options() -> list[click.Option]:
                      help="Suppress informational messages on stderr.", **common),
         click.Option(["-v", "--verbose"], is_flag=True, callback=_store("verbose"),
                      help="Show SQL with timings, and the traceback on error.", **common),
-        click.Option(["--busy-timeout"], type=click.FloatRange(min=0), metavar="SECONDS",
+        click.Option(["--busy-timeout"], type=FiniteFloatRange(min=0), metavar="SECONDS",
                      callback=_store("busy_timeout"),
                      help="How long to wait for a locked SQLite database [default: 5].", **common),
     ]
@@ -107,6 +108,33 @@ def group(name=None, **kwargs):
 
 # ----------------------------------------------------------------- value types
 
+MAX_INTEGER = 2**63 - 1  # the largest value a database integer (or a LIMIT) holds
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses nan and infinities (float() accepts
+    'nan', 'inf', '1e400'; a NaN rate or strength would reach the database)."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                number = 0.0  # not a number at all: click says so below
+            if not math.isfinite(number):
+                self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class BoundedIntRange(click.IntRange):
+    """click.IntRange that also refuses integers no database column holds."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if abs(number) > MAX_INTEGER:
+            self.fail(f"{number} is too large.", param, ctx)
+        return number
+
 
 class Duration(click.ParamType):
     """Seconds, or with units: 90s, 30m, 1h, 7d, 1w, 1h30m."""
@@ -145,7 +173,7 @@ def ignore_missing_option(f):
 
 
 def limit_option(f):
-    return click.option("--limit", type=click.IntRange(min=1), default=None,
+    return click.option("--limit", type=BoundedIntRange(min=1), default=None,
                         help=f"At most this many rows [default: {TABLE_LIMIT} for tables, "
                              "unlimited otherwise].")(f)
 
