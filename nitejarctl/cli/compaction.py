@@ -121,7 +121,7 @@ def compaction_idle(settings, idle, include_all, agent, session_key, limit):
               help="Compact conversations whose newest message is older than this.")
 @click.option("--session-key", metavar="KEY", help="Only conversations with this session key.")
 @click.option("--agent", metavar="ID|NAME", help="Only conversations of this agent.")
-@click.option("--summarizer", metavar="CMD",
+@click.option("--summarizer", metavar="CMD", callback=lambda ctx, param, value: _summarizer(value),
               help="Shell command that reads the transcript ('role: text' lines) on stdin "
                    "and prints the summary [default: nitejar's topic list].")
 @click.option("--summarizer-timeout", type=FiniteFloatRange(min=0, min_open=True), default=120.0,
@@ -184,6 +184,13 @@ def compaction_run(settings, idle, session_key, agent, summarizer, summarizer_ti
     if failed:
         raise PartialFailure(f"{_plural(failed, 'conversation')} could not be compacted "
                              "(each is reported above)")
+
+
+def _summarizer(value: str | None) -> str | None:
+    # An empty command is a mistake (an unset variable), not "use the default".
+    if value is not None and not value.strip():
+        raise click.BadParameter("the command is empty (leave the option out for nitejar's default summary).")
+    return value
 
 
 def summary_line(run, *, dry_run: bool, keep_sprites: bool) -> str:
