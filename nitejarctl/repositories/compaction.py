@@ -180,7 +180,8 @@ def run_summarizer(command: str, transcript: str, *, timeout: float, env: dict |
         detail = _last_line(err)
         raise SummarizerFailed(f"summarizer exited with status {proc.returncode}"
                                + (f": {detail}" if detail else ""))
-    summary = out.decode("utf-8", "replace").strip()
+    # NUL is no text (PostgreSQL refuses it in a text column): drop it.
+    summary = out.decode("utf-8", "replace").replace("\x00", "").strip()
     if not summary:
         raise SummarizerFailed("summarizer printed nothing")
     return summary
