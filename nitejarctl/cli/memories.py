@@ -80,7 +80,12 @@ def _plural(n: int, word: str = "memory", words: str = "memories") -> str:
 def _content_arg(content: str) -> str:
     """`-` reads the content from stdin (for long or multi-line text)."""
     if content == "-":
-        content = sys.stdin.read()
+        try:
+            content = sys.stdin.read()
+        except UnicodeDecodeError as exc:
+            raise UsageProblem(f"cannot read the memory content from stdin: not UTF-8 ({exc.reason})") from None
+    if "\x00" in content:  # PostgreSQL cannot store it; no text has it
+        raise UsageProblem("memory content must not contain NUL characters")
     return content
 
 
