@@ -36,7 +36,10 @@ def read_argument(value: str, option: str) -> tuple[str, str]:
     if not path:
         raise UsageProblem(f"{option} @: a file name is missing after '@'")
     if path == "-":
-        return sys.stdin.read(), f"{option} (stdin)"
+        try:
+            return sys.stdin.read(), f"{option} (stdin)"
+        except UnicodeDecodeError as exc:
+            raise UsageProblem(f"cannot read {option} (stdin): not UTF-8 ({exc.reason})") from None
     try:
         with open(path, encoding="utf-8") as handle:
             return handle.read(), f"{option} file {path}"
