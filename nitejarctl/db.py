@@ -34,7 +34,7 @@ def now() -> int:
 def resolve_url(explicit: str | None, environ=None) -> tuple[str, str]:
     """(url, where it came from): option, then NITEJAR_DATABASE_URL, DATABASE_URL, default."""
     env = os.environ if environ is None else environ
-    if explicit:
+    if explicit is not None:  # even "": `-d "$UNSET"` must not fall back to another database
         return explicit, "--database-url"
     for name in ("NITEJAR_DATABASE_URL", "DATABASE_URL"):
         if env.get(name):
