@@ -82,6 +82,13 @@ def parse_url(url: str) -> Target:
     if not text:
         raise UsageProblem("the database URL is empty")
     scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+    mistyped = None if scheme else re.match(r"(?i)(sqlite|postgres|postgresql):", text)
+    if mistyped:
+        # `postgresql:/db` or `sqlite:x.db` is a mistyped URL, not a file to create. Not
+        # shown: without "//" a password in it cannot be told apart to be masked.
+        raise UsageProblem(f"malformed database URL: it starts with {mistyped.group(0)!r} but not "
+                           f"'{mistyped.group(1)}://' (use sqlite:///path/to/file.db or "
+                           "postgresql://user@host/db)")
     if scheme in ("postgres", "postgresql"):
         return _parse_postgres(text)
     if scheme == "sqlite":
