@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import re
 import sys
 
 import click
@@ -186,6 +187,9 @@ def _database_message(exc: BaseException) -> str:
                 "timeout (retry, or raise --busy-timeout)")
     if "attempt to write a readonly database" in text:
         return "the database is read-only (check the file's and its directory's permissions)"
+    missing = re.match(r'relation "([^"]+)" does not exist', text)  # PostgreSQL's "no such table"
+    if missing:
+        text = f"no such table: {missing.group(1)}"
     if "no such table" in text:
         return f"{text} (is this a nitejar database? run 'nitejarctl migrate' or 'nitejarctl doctor')"
     return f"database error: {text}"
