@@ -50,6 +50,9 @@ def cleanup(settings, idle, stale, purge_older_than, dry_run):
 
     failures = (NitejarError, peewee.PeeweeException, sqlite3.Error)
     db = settings.database()
+    # Every step works on sprite sessions: without the table nothing can be done
+    # (a schema problem, exit 1), which is not a partial failure.
+    require_table(db, "sprite_sessions")
     t = now()
     result = {"compactedSessions": 0, "closedStale": 0, "deleted": 0, "errors": []}
     errors = result["errors"]
