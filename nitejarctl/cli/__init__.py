@@ -23,6 +23,7 @@ from nitejarctl.cli.options import NitejarGroup
 from nitejarctl.errors import (
     EXIT_INTERRUPTED,
     EXIT_OPERATIONAL,
+    EXIT_USAGE,
     NitejarError,
 )
 
@@ -90,6 +91,13 @@ class RootGroup(NitejarGroup):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         self._settings = None
+        undecodable = _undecodable(sys.argv[1:] if args is None else args)
+        if undecodable is not None:
+            # Python hands such bytes over as surrogates, which no database accepts.
+            _error(f"an argument is not valid UTF-8: {undecodable!r}")
+            if standalone_mode:
+                sys.exit(EXIT_USAGE)
+            return EXIT_USAGE
         try:
             rv = super().main(args, prog_name or "nitejarctl", complete_var,
                               standalone_mode=False, **extra)
@@ -137,6 +145,15 @@ class RootGroup(NitejarGroup):
 
             click.echo(mask_secrets("".join(traceback.format_exception(exc))), err=True)
         _error(message)
+
+
+def _undecodable(args) -> str | None:
+    for arg in args:
+        try:
+            str(arg).encode("utf-8")
+        except UnicodeEncodeError:
+            return str(arg)
+    return None
 
 
 def _module_exists(module: str) -> bool:
