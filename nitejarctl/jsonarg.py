@@ -37,9 +37,13 @@ def read_argument(value: str, option: str) -> tuple[str, str]:
         raise UsageProblem(f"{option} @: a file name is missing after '@'")
     if path == "-":
         try:
-            return sys.stdin.read(), f"{option} (stdin)"
+            text = sys.stdin.read()
+            text.encode("utf-8")  # stdin read with surrogateescape (a C locale)
         except UnicodeDecodeError as exc:
             raise UsageProblem(f"cannot read {option} (stdin): not UTF-8 ({exc.reason})") from None
+        except UnicodeEncodeError:
+            raise UsageProblem(f"cannot read {option} (stdin): not UTF-8") from None
+        return text, f"{option} (stdin)"
     try:
         with open(path, encoding="utf-8") as handle:
             return handle.read(), f"{option} file {path}"

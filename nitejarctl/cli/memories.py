@@ -84,9 +84,19 @@ def _content_arg(content: str) -> str:
             content = sys.stdin.read()
         except UnicodeDecodeError as exc:
             raise UsageProblem(f"cannot read the memory content from stdin: not UTF-8 ({exc.reason})") from None
+        if not _is_utf8(content):  # read with surrogateescape (a C locale)
+            raise UsageProblem("cannot read the memory content from stdin: not UTF-8")
     if "\x00" in content:  # PostgreSQL cannot store it; no text has it
         raise UsageProblem("memory content must not contain NUL characters")
     return content
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _agent_id(db, ref):
