@@ -34,6 +34,10 @@ SCALES = {
               "memories": 500_000, "idempotency_keys": 200_000},
     "small": {"agents": 50, "sessions": 10_000, "conversations": 100,
               "memories": 5_000, "idempotency_keys": 2_000},
+    # The reliability tests' size in CI (tests/test_reliability.py): each maintenance
+    # command takes a few seconds; more active sessions, so that closing stale ones does too.
+    "ci": {"agents": 50, "sessions": 200_000, "conversations": 2_000,
+           "memories": 100_000, "idempotency_keys": 20_000, "active_share": 0.4},
 }
 WORK_ITEMS_PER_CONVERSATION = 10
 MESSAGES_PER_JOB = 10  # 10 completed jobs x 10 = 100 messages per conversation
@@ -281,13 +285,13 @@ def make_conversations(g: Gen, count: int, agents, integrations):
     return work_items, jobs, messages, summaries, conversations
 
 
-def make_sprite_sessions(g: Gen, count: int, agents, conversations):
+def make_sprite_sessions(g: Gen, count: int, agents, conversations, active_share: float = ACTIVE_SHARE):
     rng = g.rng
     t0 = g.t0
     names = {row[0]: row[1] for row in agents}
     agent_ids = list(names)
     statuses = rng.choices(("active", "closed", "error"),
-                           (ACTIVE_SHARE, (1 - ACTIVE_SHARE) * 0.85, (1 - ACTIVE_SHARE) * 0.15), k=count)
+                           (active_share, (1 - active_share) * 0.85, (1 - active_share) * 0.15), k=count)
     purge_gap = (t0 - DAY - MARGIN, t0 - DAY + GAP + MARGIN)
     rows = []
     for status in statuses:
@@ -420,7 +424,7 @@ def generate(out: str, scale: str, seed: int) -> dict:
     counts["sprite_sessions"] = step("sprite_sessions", lambda: insert(
         conn, "sprite_sessions", ("id", "sprite_name", "session_id", "session_key", "agent_id",
                                   "status", "created_at", "last_active_at"),
-        make_sprite_sessions(g, shape["sessions"], agents, convs)))
+        make_sprite_sessions(g, shape["sessions"], agents, convs, shape.get("active_share", ACTIVE_SHARE))))
     counts["agent_memories"] = step("agent_memories", lambda: insert(
         conn, "agent_memories", ("id", "agent_id", "content", "strength", "access_count",
                                  "permanent", "last_accessed_at", "created_at", "updated_at"),
