@@ -1,0 +1,306 @@
+"""Reliability on a database large enough that each maintenance command takes
+seconds (SPEC §3.2), on the benchmark generator's data.
+
+* Beside a process that writes as nitejar does (WAL, busy timeout 5 s, short
+  transactions inserting messages, touching sessions and memories), `sessions
+  close --stale`, `sessions purge`, `memories decay` and `compaction run`
+  succeed, the writer never fails to get the lock, and none of its writes is
+  lost or undone.
+* `compaction run` killed with SIGKILL at random moments, again and again, never
+  leaves a summary without its sessions closed or the reverse, nor a duplicate;
+  `PRAGMA integrity_check` stays ok; a rerun finishes the work exactly as an
+  uninterrupted run does.
+
+These are SQLite cases: the writer contends for SQLite's single write lock (on
+PostgreSQL writers do not lock each other out; crash safety there is covered
+by tests/test_compaction.py on both backends).
+
+CI runs them at the generator's "ci" size (about a minute in all); for the
+full size set NITEJARCTL_RELIABILITY_SCALE=large (see bench/README.md).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCALE = os.environ.get("NITEJARCTL_RELIABILITY_SCALE", "ci")
+KILLS = int(os.environ.get("NITEJARCTL_RELIABILITY_KILLS", "8" if SCALE == "ci" else "25"))
+# nitejar's writers give up after 5 s; with one command at a time, whose batches
+# commit after ~0.25 s of work each, the writer should never come near that.
+LONGEST_WAIT = 3.0
+
+pytestmark = pytest.mark.slow
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("bench_generate", ROOT / "bench" / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """The generator's database at SCALE (made once; each test works on a copy)."""
+    path = tmp_path_factory.mktemp("reliability") / f"{SCALE}.db"
+    meta = _generator().generate(str(path), SCALE, 1)
+    return path, meta
+
+
+def copy_of(generated, tmp_path, name="nitejar.db") -> str:
+    source, _ = generated
+    target = tmp_path / name
+    shutil.copyfile(source, target)
+    return str(target)
+
+
+def nitejarctl() -> list[str]:
+    exe = shutil.which("nitejarctl")
+    return [exe] if exe else [sys.executable, "-m", "nitejarctl"]
+
+
+def integrity(path: str) -> list:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("PRAGMA integrity_check").fetchall()
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------- the writer
+
+
+class Writer:
+    """tests/helpers/nitejar_writer.py, running until stopped."""
+
+    def __init__(self, db: str, tmp_path: Path):
+        self.out = tmp_path / "writer.json"
+        self.stop_file = tmp_path / "writer.stop"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.helpers.nitejar_writer", db, "--seconds", "900",
+             "--stop-file", str(self.stop_file), "--touch-memories", "--out", str(self.out), "--seed", "7"],
+            cwd=ROOT)
+
+    def stop(self) -> dict:
+        self.stop_file.write_text("")
+        self.proc.wait(timeout=60)
+        assert self.proc.returncode == 0
+        with open(self.out) as fh:
+            return json.load(fh)
+
+
+MAINTENANCE = [
+    ("sessions", "close", "--stale", "1h"),
+    ("sessions", "purge", "--older-than", "1d", "--yes"),
+    ("memories", "decay"),
+    ("compaction", "run"),
+]
+
+
+def run_command(args, db: str) -> dict:
+    started = time.time()
+    done = subprocess.run([*nitejarctl(), *args, "-d", db, "-q", "-o", "ids"], capture_output=True,
+                          text=True, timeout=900)
+    return {"args": args, "code": done.returncode, "stderr": done.stderr, "ids": done.stdout.split(),
+            "start": started, "end": time.time()}
+
+
+def check_the_writer(db: str, written: dict, runs: list[dict], longest_wait: float = LONGEST_WAIT) -> dict:
+    """Everything the writer did is still there; returns figures for the report."""
+    assert written["failures"] == [], written["failures"][:3]
+    assert written["committed"] > 0
+    assert written["slowest_transaction"] < longest_wait, written["slowest_transaction"]
+    for run in runs:
+        during = sum(run["start"] <= t <= run["end"] for t in written["commits"])
+        # the command never held the write lock for long: nitejar kept writing meanwhile
+        assert during >= 1, f"no write committed during {' '.join(run['args'])}"
+        run["writes_during"] = during
+    conn = sqlite3.connect(db)
+    try:
+        kept = 0
+        ids = written["inserted"]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            kept += conn.execute(f"SELECT count(*) FROM messages WHERE id IN ({','.join('?' * len(chunk))})",
+                                 chunk).fetchone()[0]
+        assert kept == len(ids), f"{len(ids) - kept} of the writer's messages are gone"
+        last_touch: dict = {}
+        for session, value, _ in written["session_touches"]:
+            last_touch[session] = max(value, last_touch.get(session, 0))
+        for session, value in last_touch.items():
+            row = conn.execute("SELECT last_active_at FROM sprite_sessions WHERE id = ?", (session,)).fetchone()
+            assert row is not None, f"session {session} the writer touched is gone"
+            assert row[0] >= value, f"session {session}: the writer's touch was undone"
+        counts: dict = {}
+        for memory, _ in written["memory_touches"]:
+            counts[memory] = counts.get(memory, 0) + 1
+        for memory, n in counts.items():
+            row = conn.execute("SELECT access_count FROM agent_memories WHERE id = ?", (memory,)).fetchone()
+            assert row is not None and row[0] == written["memories_before"][memory] + n, (
+                f"memory {memory}: an access the writer recorded was lost")
+    finally:
+        conn.close()
+    assert integrity(db) == [("ok",)]
+    return {"transactions": written["committed"], "messages_kept": kept,
+            "sessions_touched": len(last_touch), "memory_accesses": sum(counts.values()),
+            "slowest_transaction_s": round(written["slowest_transaction"], 3)}
+
+
+def report(title: str, figures: dict, runs: list[dict]) -> None:
+    print(f"\n{title} ({SCALE} scale): {json.dumps(figures)}")
+    for run in runs:
+        print(f"  {' '.join(run['args']):<40} exit {run['code']}  {run['end'] - run['start']:6.2f}s  "
+              f"{len(run['ids']):>7} rows  {run.get('writes_during', '-')} writer commits meanwhile")
+
+
+def test_maintenance_beside_a_nitejar_writer(generated, tmp_path):
+    db = copy_of(generated, tmp_path)
+    writer = Writer(db, tmp_path)
+    try:
+        time.sleep(0.5)  # the writer is under way
+        runs = [run_command(args, db) for args in MAINTENANCE]
+        time.sleep(0.3)
+    finally:
+        written = writer.stop()
+    for run in runs:
+        assert (run["code"], run["stderr"]) == (0, ""), run["args"]
+        assert run["ids"], f"{' '.join(run['args'])} changed nothing: the test would prove nothing"
+    figures = check_the_writer(db, written, runs)
+    # A session the writer touched before the close began was not stale any more: not closed.
+    close = runs[0]
+    touched_before = {s for s, _, done in written["session_touches"] if done < close["start"]}
+    assert touched_before, "the writer touched nothing before the close"
+    assert not touched_before & set(close["ids"]), "sessions closed although just touched"
+    report("beside a writer, one command after the other", figures, runs)
+
+
+def test_all_four_at_once_beside_a_nitejar_writer(generated, tmp_path):
+    db = copy_of(generated, tmp_path)
+    writer = Writer(db, tmp_path)
+    try:
+        time.sleep(0.5)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(MAINTENANCE)) as pool:
+            runs = list(pool.map(lambda args: run_command(args, db), MAINTENANCE))
+        time.sleep(0.3)
+    finally:
+        written = writer.stop()
+    for run in runs:
+        assert (run["code"], run["stderr"]) == (0, ""), run["args"]
+    # Four bulk writers and nitejar's compete for one lock, with no fairness between
+    # them: only nitejar's own limit holds (its transactions never fail).
+    figures = check_the_writer(db, written, runs, longest_wait=5.0)
+    report("beside a writer, all four at once", figures, runs)
+
+
+# ------------------------------------------------------------- SIGKILL
+
+
+def new_summaries(db: str, original: set) -> dict:
+    """(session_key, agent_id) -> [(summary, turn_count, start_time, end_time)] of the
+    summaries written since `original` (the ids there were)."""
+    conn = sqlite3.connect(db)
+    try:
+        found: dict = {}
+        for sid, key, agent, summary, turns, start, end in conn.execute(
+                "SELECT id, session_key, agent_id, summary, turn_count, start_time, end_time "
+                "FROM session_summaries"):
+            if sid not in original:
+                found.setdefault((key, agent), []).append((summary, turns, start, end))
+        return found
+    finally:
+        conn.close()
+
+
+def check_consistent(db: str, original: set, active_before: dict) -> int:
+    """No duplicate, and for every conversation: a new summary if and only if all
+    the sprite sessions that were active before are closed. Returns how many
+    conversations are compacted."""
+    summaries = new_summaries(db, original)
+    duplicates = [k for k, v in summaries.items() if len(v) > 1]
+    assert not duplicates, f"duplicate summaries: {duplicates[:3]}"
+    conn = sqlite3.connect(db)
+    try:
+        for conv, ids in active_before.items():
+            marks = ",".join("?" * len(ids))
+            statuses = {r[0] for r in conn.execute(f"SELECT status FROM sprite_sessions WHERE id IN ({marks})", ids)}
+            if conv in summaries:
+                assert statuses == {"closed"}, f"{conv}: summary written but sessions {statuses}"
+            else:
+                assert statuses == {"active"}, f"{conv}: no summary but sessions {statuses}"
+    finally:
+        conn.close()
+    return len(summaries)
+
+
+def test_sigkill_during_compaction_at_random_moments(generated, tmp_path):
+    reference = copy_of(generated, tmp_path, "reference.db")
+    conn = sqlite3.connect(reference)
+    original = {r[0] for r in conn.execute("SELECT id FROM session_summaries")}
+    active_before: dict = {}
+    for sid, key, agent in conn.execute(
+            "SELECT s.id, s.session_key, s.agent_id FROM sprite_sessions s WHERE s.status = 'active' "
+            "AND EXISTS (SELECT 1 FROM work_items w WHERE w.session_key = s.session_key)"):
+        active_before.setdefault((key, agent), []).append(sid)
+    conn.close()
+    # batches of 20 conversations: many commits, so that kills land in and between them
+    cmd = [*nitejarctl(), "compaction", "run", "-q", "-o", "ids", "--batch-size", "20"]
+
+    # The uninterrupted run, in two parts: up to the first summary (start-up and the
+    # search for idle conversations), then the rest.
+    began = time.monotonic()
+    first = subprocess.run([*cmd, "--limit", "1", "-d", reference], capture_output=True, text=True, timeout=900)
+    startup = time.monotonic() - began
+    began = time.monotonic()
+    rest = subprocess.run([*cmd, "-d", reference], capture_output=True, text=True, timeout=900)
+    work = time.monotonic() - began - startup
+    assert (first.returncode, rest.returncode) == (0, 0), first.stderr + rest.stderr
+    expected = new_summaries(reference, original)
+    assert len(expected) > 100
+
+    rng = random.Random(int(os.environ.get("NITEJARCTL_RELIABILITY_SEED", str(os.getpid()))))
+    chain_length = 4
+    kills, chains, mid_run = [], 0, 0
+    while len(kills) < KILLS:
+        # A chain: kill, check, kill the next run (it resumes), … then a run to the end.
+        db = copy_of(generated, tmp_path, f"killed-{chains}.db")
+        chains += 1
+        done = 0
+        for _ in range(min(chain_length, KILLS - len(kills))):
+            left = 1 - done / len(expected)
+            moment = rng.uniform(0.05, startup + 1.2 * work * left)
+            proc = subprocess.Popen([*cmd, "-d", db], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(moment)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            assert integrity(db) == [("ok",)]
+            now_done = check_consistent(db, original, active_before)
+            assert now_done >= done
+            mid_run += 0 < now_done - done and now_done < len(expected)
+            kills.append((round(moment, 2), now_done))
+            done = now_done
+        final = subprocess.run([*cmd, "-d", db], capture_output=True, text=True, timeout=900)
+        assert final.returncode == 0, final.stderr
+        assert integrity(db) == [("ok",)]
+        assert check_consistent(db, original, active_before) == len(expected)
+        assert new_summaries(db, original) == expected  # the same summaries as an uninterrupted run
+    assert mid_run >= 2, kills  # kills landed while summaries were being written
+    again = subprocess.run([*cmd, "-d", db], capture_output=True, text=True, timeout=900)
+    assert (again.returncode, again.stdout) == (0, "")
+    print(f"\nSIGKILL ({SCALE} scale): {len(kills)} kills in {chains} chains, (moment s, summaries) = {kills}; "
+          f"{mid_run} mid-run; uninterrupted: start-up {startup:.2f}s + {work:.2f}s, {len(expected)} summaries; "
+          "every chain's rerun wrote exactly those")
