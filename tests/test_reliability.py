@@ -304,3 +304,38 @@ def test_sigkill_during_compaction_at_random_moments(generated, tmp_path):
     print(f"\nSIGKILL ({SCALE} scale): {len(kills)} kills in {chains} chains, (moment s, summaries) = {kills}; "
           f"{mid_run} mid-run; uninterrupted: start-up {startup:.2f}s + {work:.2f}s, {len(expected)} summaries; "
           "every chain's rerun wrote exactly those")
+
+
+# ------------------------------------------------------ PostgreSQL plans
+
+
+def _bench_pg():
+    if "bench_pg" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("bench_pg", ROOT / "bench" / "pg.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["bench_pg"] = module  # its dataclasses look their module up
+        spec.loader.exec_module(module)
+    return sys.modules["bench_pg"]
+
+
+def test_postgresql_batches_go_through_indexes(generated, pg_server):
+    """The same data on PostgreSQL: the key scans and the batched changes of
+    close --stale, purge and decay use an index (EXPLAIN), never a full scan per batch."""
+    pg = _bench_pg()
+    path, meta = generated
+    server = pg.Server(pg_server.admin_url, template=f"reliability_{os.getpid()}")
+    loaded = pg.load(server, str(path), meta, nitejarctl()[0] if len(nitejarctl()) == 1 else "nitejarctl",
+                     lambda message: None)
+    try:
+        plans = {}
+        for scenario, args in (("sessions-close-stale", ["sessions", "close", "--stale", "1h"]),
+                               ("sessions-purge", ["sessions", "purge", "--older-than", "1d", "--yes"]),
+                               ("memories-decay", ["memories", "decay"])):
+            plans[scenario] = pg.check_plans(server, scenario, args)
+    finally:
+        server.drop(server.template)
+    print(f"\nPostgreSQL plans ({SCALE} scale, loaded in {loaded['seconds']}s): {json.dumps(plans)}")
+    for scenario, found in plans.items():
+        for label in ("key scan", "change"):
+            plan, indexed = found[label]
+            assert indexed, f"{scenario}: the {label} reads the table without an index: {plan}"
