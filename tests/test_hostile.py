@@ -561,7 +561,9 @@ def test_unreachable_or_unsupported_urls(url, code, error, tmp_path, monkeypatch
 
 def test_a_wrong_password_is_not_shown(pg_server):
     url = pg_server.url("postgres", PG_PASSWORD_USER, "hunter2-secret")
-    start = f"Error: cannot connect to postgresql://{PG_PASSWORD_USER}:***@{pg_server.host}:{pg_server.port}/postgres: "
+    # (the user name may come out masked too when an earlier test in this process used a
+    # password that occurs in it: every password a process saw is masked everywhere)
+    start = "Error: cannot connect to postgresql://"
     run, cases = _all_commands(url, 1, None)
     failures = []
     for case in cases:
