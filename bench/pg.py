@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import platform
+import re
 import shutil
 import socket
 import sqlite3
@@ -358,7 +359,8 @@ def check_plans(server: Server, scenario: str, nitejarctl_args: list[str]) -> di
     try:
         statements = capture_sql(nitejarctl_args, ran)
         keys = [(s, p) for s, p in statements if s.startswith("SELECT MAX(")]
-        changes = [(s, p) for s, p in statements if s.startswith(("UPDATE", "DELETE"))]
+        changing = re.compile(rf'\b(UPDATE|DELETE\s+FROM)\s+"?{table}\b')  # also inside WITH … AS (…)
+        changes = [(s, p) for s, p in statements if changing.search(s)]
         result = {"statements": len(statements)}
         for label, found in (("key scan", keys), ("change", changes)):
             if not found:
