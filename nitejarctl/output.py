@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import csv
+import itertools
 import json
+import operator
 import os
 import sys
 import time
@@ -62,10 +64,13 @@ def _json_default(value):
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
+_JSON = json.JSONEncoder(default=_json_default, ensure_ascii=False, separators=(",", ":"))
+
+
 def to_json(value, *, pretty: bool = False) -> str:
     if pretty:
         return json.dumps(value, default=_json_default, ensure_ascii=False, indent=2)
-    return json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+    return _JSON.encode(value)
 
 
 def _plain(value) -> str:
@@ -128,58 +133,123 @@ def _cell(value, column: Column, now: int) -> str:
 
 
 def emit(rows, columns, fmt: str, *, out=None, color: bool = True, id_field: str = "id",
-         title: str | None = None) -> int:
-    """Write rows in `fmt`, streaming every format but `table`. Returns the count."""
+         title: str | None = None, fields=None) -> int:
+    """Write rows in `fmt`, streaming every format but `table`. Returns the count.
+
+    `rows` are dicts keyed by column name or, given `fields` (the names of
+    their values, in order), tuples — as a spool of changed rows holds them."""
     out = out or sys.stdout
     cols = columns_of(columns)
     names = [c.name for c in cols]
-    count = 0
     if fmt == "table":
+        if fields is not None:
+            keys = tuple(fields)
+            rows = (dict(zip(keys, row)) for row in rows)
         return _emit_table(rows, cols, out, color=color, title=title)
-    # Machine formats are written in chunks of lines: a bulk change may print
-    # hundreds of thousands of rows.
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown output format {fmt!r}")
+    # Machine formats are written in chunks of lines, each chunk converted
+    # column by column: a bulk change may print a million rows.
+    wanted = [id_field] if fmt == "ids" else names
+    count = 0
     if fmt == "json":
         out.write("[")
-        for chunk in _chunks(rows):
-            lines = [to_json({n: row.get(n) for n in names}) for row in chunk]
-            out.write(("\n" if count == 0 else ",\n") + ",\n".join(lines))
-            count += len(lines)
+        for chunk in _tuple_chunks(rows, wanted, fields):
+            out.write(("\n" if count == 0 else ",\n") + ",\n".join(_json_lines(chunk, wanted)))
+            count += len(chunk)
         out.write("\n]\n" if count else "]\n")
     elif fmt == "jsonl":
-        for chunk in _chunks(rows):
-            out.write("".join([to_json({n: row.get(n) for n in names}) + "\n" for row in chunk]))
+        for chunk in _tuple_chunks(rows, wanted, fields):
+            out.write("\n".join(_json_lines(chunk, wanted)) + "\n")
             count += len(chunk)
     elif fmt == "csv":
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(names)
-        for chunk in _chunks(rows):
-            writer.writerows([[_plain(row.get(n)) for n in names] for row in chunk])
+        for chunk in _tuple_chunks(rows, wanted, fields):
+            writer.writerows(_csv_rows(chunk))
             count += len(chunk)
     elif fmt == "tsv":
         out.write("\t".join(names) + "\n")
-        for chunk in _chunks(rows):
-            out.write("".join(["\t".join([_tsv_cell(row.get(n)) for n in names]) + "\n"
-                               for row in chunk]))
+        for chunk in _tuple_chunks(rows, wanted, fields):
+            if names:
+                out.write("\n".join(map("\t".join, zip(*map(_tsv_column, zip(*chunk))))) + "\n")
+            else:
+                out.write("\n" * len(chunk))
             count += len(chunk)
-    elif fmt == "ids":
-        for chunk in _chunks(rows):
-            out.write("".join([_plain(row.get(id_field)) + "\n" for row in chunk]))
+    else:  # ids
+        for chunk in _tuple_chunks(rows, wanted, fields):
+            values = [row[0] for row in chunk]
+            if not all(type(v) is str for v in values):
+                values = list(map(_plain, values))
+            out.write("\n".join(values) + "\n")
             count += len(chunk)
-    else:
-        raise ValueError(f"unknown output format {fmt!r}")
     out.flush()
     return count
 
 
-def _chunks(rows, size: int = 1000):
-    chunk = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
+CHUNK = 2000  # rows per write
+
+
+def _chunks(rows, size: int = CHUNK):
+    rows = iter(rows)
+    while chunk := list(itertools.islice(rows, size)):
         yield chunk
+
+
+def _tuple_chunks(rows, wanted: list[str], fields):
+    """Chunks of rows as tuples of the `wanted` values, in that order."""
+    if fields is None:  # dicts
+        if len(wanted) == 1:
+            name = wanted[0]
+            for chunk in _chunks(rows):
+                yield [(row.get(name),) for row in chunk]
+            return
+        for chunk in _chunks(rows):
+            yield [tuple([row.get(n) for n in wanted]) for row in chunk]
+        return
+    fields = list(fields)
+    if fields == wanted:
+        yield from _chunks(rows)
+        return
+    positions = [fields.index(n) if n in fields else None for n in wanted]
+    if None in positions:
+        for chunk in _chunks(rows):
+            yield [tuple([None if i is None else row[i] for i in positions]) for row in chunk]
+        return
+    pick = operator.itemgetter(*positions)
+    single = len(positions) == 1
+    for chunk in _chunks(rows):
+        yield [(pick(row),) for row in chunk] if single else list(map(pick, chunk))
+
+
+def _json_lines(chunk: list[tuple], names: list[str]) -> list[str]:
+    encode = _JSON.encode
+    return [encode(dict(zip(names, row))) for row in chunk]
+
+
+_CSV_NATIVE = {str, int, float, type(None)}  # written by the csv module as _plain would
+
+
+def _csv_rows(chunk: list[tuple]):
+    if set(map(type, itertools.chain.from_iterable(chunk))) <= _CSV_NATIVE:
+        return chunk
+    return [[_plain(v) for v in row] for row in chunk]
+
+
+def _tsv_column(values: tuple) -> list[str] | tuple:
+    """One column of a chunk as TSV cells."""
+    kinds = set(map(type, values))
+    if kinds == {str}:
+        text = "".join(values)
+        if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+            return list(map(_tsv_escape, values))
+        return values
+    if kinds <= _NUMBERS:
+        return list(map(str, values))
+    return list(map(_tsv_cell, values))
+
+
+_NUMBERS = {int, float}
 
 
 def _console(out, color: bool):

@@ -2,6 +2,8 @@
 
 import io
 
+import pytest
+
 from nitejarctl.output import Column, default_format, emit, emit_one, format_time
 
 ROWS = [
@@ -100,3 +102,57 @@ def test_table_drops_times_then_ids_when_too_narrow(monkeypatch, capsys):
     assert capsys.readouterr().err == ("(not shown at this width: agent_id, created_at; "
                                        "-o json shows every field)\n")
     assert "8c7e5b1a-0000-4000-8000-000000000001" in out.getvalue()
+
+
+# ------------------------------------------------- tuple rows (spooled changes)
+
+FIELDS = ("id", "name", "n", "at", "note")
+
+
+def as_tuples(rows=ROWS):
+    return [tuple(row[f] for f in FIELDS) for row in rows]
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv", "tsv", "ids", "table"])
+def test_tuple_rows_print_as_the_same_dicts(fmt):
+    out = io.StringIO()
+    assert emit(iter(as_tuples()), COLS, fmt, out=out, fields=FIELDS, color=False) == 2
+    assert out.getvalue() == render(fmt, color=False)
+
+
+def test_tuple_rows_in_another_order_or_missing_a_field():
+    out = io.StringIO()
+    rows = [("s1", 3, "x"), ("s2", None, "y")]
+    emit(iter(rows), ["id", Column("n", "int"), "gone", "name"], "tsv", out=out, fields=("id", "n", "name"))
+    assert out.getvalue() == "id\tn\tgone\tname\ns1\t3\t\tx\ns2\t\t\ty\n"
+    out = io.StringIO()
+    emit(iter(rows), ["id"], "ids", out=out, id_field="name", fields=("id", "n", "name"))
+    assert out.getvalue() == "x\ny\n"
+
+
+def test_tsv_columns_of_every_kind_in_one_chunk():
+    rows = [{"s": "plain", "m": 1, "f": 0.25, "b": True, "j": {"k": [1]}, "e": "a\\b\tc\r\nd"},
+            {"s": "again", "m": None, "f": 1e-7, "b": False, "j": None, "e": None},
+            {"s": "x", "m": 2.5, "f": 3, "b": None, "j": [1, "two"], "e": b"\x00\x01"}]
+    out = io.StringIO()
+    emit(iter(rows), list(rows[0]), "tsv", out=out)
+    assert out.getvalue() == ("s\tm\tf\tb\tj\te\n"
+                              "plain\t1\t0.25\t1\t{\"k\":[1]}\ta\\\\b\\tc\\r\\nd\n"
+                              "again\t\t1e-07\t0\t\t\n"
+                              "x\t2.5\t3\t\t[1,\"two\"]\tAAE=\n")
+
+
+def test_csv_of_values_the_csv_module_does_not_write_itself():
+    out = io.StringIO()
+    emit(iter([("a", True, {"k": 1}, b"\x01"), ("b", None, None, None)]), ["id", "b", "j", "blob"], "csv",
+         out=out, fields=("id", "b", "j", "blob"))
+    assert out.getvalue() == 'id,b,j,blob\na,1,"{""k"":1}",AQ==\nb,,,\n'
+
+
+def test_many_rows_are_written_in_chunks():
+    rows = [(f"id{i}", i) for i in range(5001)]
+    out = io.StringIO()
+    assert emit(iter(rows), ["id", Column("n", "int")], "json", out=out, fields=("id", "n")) == 5001
+    text = out.getvalue()
+    assert text.startswith('[\n{"id":"id0","n":0},\n') and text.endswith('{"id":"id5000","n":5000}\n]\n')
+    assert text.count("\n") == 5003
