@@ -156,3 +156,32 @@ def test_many_rows_are_written_in_chunks():
     text = out.getvalue()
     assert text.startswith('[\n{"id":"id0","n":0},\n') and text.endswith('{"id":"id5000","n":5000}\n]\n')
     assert text.count("\n") == 5003
+
+
+# -------------------------------------------------------------------- progress
+
+
+def test_progress_bar_waits_for_its_delay_and_asks_the_total_only_then(capsys):
+    from nitejarctl.output import ProgressBar
+
+    asked = []
+    with ProgressBar("deleting", lambda: asked.append(1) or 10, delay=60) as bar:
+        bar.update(3)
+        assert not bar.shown and bar.completed == 3 and asked == []
+        assert bar.say("a line") is False
+    with ProgressBar("deleting", lambda: asked.append(1) or 10, delay=0, color=False) as bar:
+        bar.update(4)
+        assert bar.shown and asked == [1]
+        bar.advance(2)
+        assert bar.completed == 6
+        assert bar.say("[bold] literally") is True
+    assert not bar.shown
+    assert "[bold] literally" in capsys.readouterr().err
+
+
+def test_progress_bar_disabled_never_shows():
+    from nitejarctl.output import ProgressBar
+
+    with ProgressBar("deleting", 5, enabled=False, delay=0) as bar:
+        bar.update(5)
+        assert not bar.shown and bar.say("x") is False

@@ -269,46 +269,32 @@ def _json_report(run, outcomes, *, dry_run: bool, keep_sprites: bool) -> None:
 
 
 class Progress:
-    """A Rich progress bar on stderr, only when stderr is a terminal (and not
-    -q); lines meant for stderr go above it while it runs."""
+    """The run's progress bar on stderr (output.ProgressBar: on a terminal, not
+    with -q, after a second); lines meant for stderr go above it while it shows."""
 
     def __init__(self, settings, total: int):
-        self.settings, self.total = settings, total
-        self._bar = self._task = None
+        from nitejarctl.output import ProgressBar
+
+        self.settings = settings
+        self._bar = ProgressBar("compacting", total, color=settings.color,
+                                enabled=bool(total) and settings.stderr_is_terminal() and not settings.quiet)
 
     def __enter__(self):
-        if self.settings.stderr_is_terminal() and not self.settings.quiet and self.total:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
-            from rich.progress import Progress as Bar
-
-            console = Console(stderr=True, no_color=not self.settings.color, highlight=False,
-                              emoji=False, markup=False)
-            self._bar = Bar(TextColumn("compacting"), BarColumn(), MofNCompleteColumn(),
-                            TimeRemainingColumn(), console=console, transient=True,
-                            redirect_stdout=False, redirect_stderr=False)
-            self._bar.start()
-            self._task = self._bar.add_task("compacting", total=self.total)
         return self
 
     def __exit__(self, *exc):
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
+        self._bar.stop()
         return False
 
     def track(self, outcomes):
         for outcome in outcomes:
-            if self._bar is not None:
-                self._bar.advance(self._task)
+            self._bar.advance()
             yield outcome
 
     def say(self, line: str, *, warning: bool = False) -> None:
-        if self._bar is not None:
-            from rich.text import Text
-
-            self._bar.console.print(Text(("Warning: " if warning else "") + line), soft_wrap=True)
-        elif warning:
+        if self._bar.say(("Warning: " if warning else "") + line):
+            return
+        if warning:
             self.settings.warn(line)
         else:
             self.settings.info(line)
