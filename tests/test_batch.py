@@ -1,0 +1,112 @@
+"""Batched bulk writes: key-range batches, their size, progress, the rows they
+return in key order, and the SQLite connection settings kept only meanwhile."""
+
+import os
+
+import pytest
+
+from nitejarctl.db import open_database, parse_url
+from nitejarctl.models import IdempotencyKey as K
+from nitejarctl.repositories import _batch
+
+
+def keys(n, start=0):
+    K.insert_many([{"key": f"k{i:05}", "created_at": i} for i in range(start, start + n)]).execute()
+
+
+def test_batches_cover_every_row_once_and_report_progress(db):
+    keys(25)
+    done, conditions = [], []
+
+    def apply(condition):
+        conditions.append(condition)
+        return K.update(created_at=K.created_at + 1000).where(condition).execute()
+
+    assert _batch.in_batches(db, K, K.created_at < 20, apply, batch_size=6, progress=done.append) == 20
+    assert sorted(k.created_at for k in K.select()) == [*range(20, 25), *range(1000, 1020)]
+    assert done[-1] == 20 and done == sorted(done) and len(done) == len(conditions) >= 2
+
+
+def test_next_size_aims_at_the_target_within_half_and_double(monkeypatch):
+    monkeypatch.setattr(_batch, "TARGET_SECONDS", 0.3)
+    assert _batch._next_size(10_000, 0.3) == 10_000
+    assert _batch._next_size(10_000, 0.6) == 5_000
+    assert _batch._next_size(10_000, 6.0) == 5_000  # at most half at once
+    assert _batch._next_size(10_000, 0.001) == 20_000  # at most double
+    assert _batch._next_size(600, 10.0) == _batch.MIN_BATCH
+    assert _batch._next_size(_batch.MAX_BATCH, 0.0) == _batch.MAX_BATCH
+
+
+def test_returning_hands_over_rows_in_key_order(db):
+    keys(12)
+    batches = []
+    query = K.delete().where(K.created_at.in_([11, 3, 7, 0, 5]))
+    assert _batch.returning(db, query, K, [K.key, K.created_at], batches.append) == 5
+    rows = [row for batch in batches for row in batch]
+    assert rows == sorted(rows) == [("k00000", 0), ("k00003", 3), ("k00005", 5), ("k00007", 7),
+                                    ("k00011", 11)]
+    assert K.select().count() == 7
+
+
+def _pragmas(db):
+    return tuple(db.execute_sql(f"PRAGMA {p}").fetchone()[0] for p in ("wal_autocheckpoint", "cache_size"))
+
+
+def test_sqlite_connection_checkpoints_itself_and_restores_its_settings(sqlite_url, monkeypatch):
+    db = open_database(parse_url(sqlite_url))
+    try:
+        assert db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+        before = _pragmas(db)
+        keys(3000)
+        events = []
+        checkpoint = _batch._checkpoint
+        monkeypatch.setattr(_batch, "_checkpoint", lambda d: events.append("checkpoint") or checkpoint(d))
+        monkeypatch.setattr(_batch, "FIRST_CHECKPOINT_SECONDS", 0.0)
+
+        def apply(condition):
+            events.append(_pragmas(db))
+            return K.delete().where(condition).execute()
+
+        assert _batch.in_batches(db, K, K.created_at >= 0, apply, batch_size=500) == 3000
+        assert events[0] == (0, -_batch.BULK_CACHE_KIB)  # no autocheckpoint meanwhile, a larger cache
+        assert events[1] == "checkpoint"  # its own, between batches
+        assert events[-1] == "checkpoint"  # and one at the end
+        assert _pragmas(db) == before
+    finally:
+        db.close()
+
+
+def test_settings_are_restored_after_a_failing_batch(sqlite_url):
+    db = open_database(parse_url(sqlite_url))
+    try:
+        before = _pragmas(db)
+        keys(10)
+
+        def apply(condition):
+            raise RuntimeError("batch failed")
+
+        with pytest.raises(RuntimeError):
+            _batch.in_batches(db, K, K.created_at >= 0, apply)
+        assert _pragmas(db) == before and K.select().count() == 10
+    finally:
+        db.close()
+
+
+def test_no_wal_no_changed_settings(tmp_path):
+    """A database not in WAL mode (here rollback journal) is left as it is."""
+    from nitejarctl import migrations
+
+    path = str(tmp_path / "plain.db")
+    db = open_database(parse_url(path), create=True)
+    try:
+        migrations.migrate(db)
+        db.execute_sql("PRAGMA journal_mode = DELETE")
+        before = _pragmas(db)
+        keys(5)
+        seen = []
+        _batch.in_batches(db, K, K.created_at >= 0,
+                          lambda c: seen.append(_pragmas(db)) or K.delete().where(c).execute())
+        assert seen == [before] and _pragmas(db) == before
+        assert not os.path.exists(path + "-wal") or os.path.getsize(path + "-wal") == 0
+    finally:
+        db.close()
