@@ -185,3 +185,48 @@ def test_progress_bar_disabled_never_shows():
     with ProgressBar("deleting", 5, enabled=False, delay=0) as bar:
         bar.update(5)
         assert not bar.shown and bar.say("x") is False
+
+
+@pytest.mark.parametrize("command", [
+    ("sessions", "close", "--stale", "1h"),
+    ("sessions", "purge", "--older-than", "1d", "--yes"),
+    ("idempotency", "prune", "--older-than", "30d", "--yes"),
+])
+def test_bulk_changes_show_a_progress_bar_on_a_terminal_and_keep_stdout_clean(run, db, monkeypatch, command):
+    from datetime import UTC, datetime
+
+    from freezegun import freeze_time
+
+    from nitejarctl import output
+    from nitejarctl.cli.context import Settings
+    from nitejarctl.repositories import _batch
+    from tests import factories as f
+
+    monkeypatch.setattr(Settings, "stderr_is_terminal", lambda self: True)
+    monkeypatch.setattr(output, "PROGRESS_DELAY", 0.0)
+    started = []
+    start = output.ProgressBar._start
+    monkeypatch.setattr(output.ProgressBar, "_start", lambda bar: started.append(bar.label) or start(bar))
+    monkeypatch.setattr(_batch, "DEFAULT_BATCH", 2)
+    monkeypatch.setattr(_batch, "MIN_BATCH", 2)
+    monkeypatch.setattr(_batch, "MAX_BATCH", 2)
+    now = 1_790_000_000
+    def at(ts):
+        return freeze_time(datetime.fromtimestamp(ts, UTC))
+
+    with at(now - 30 * 86400):
+        agent = f.agent("ops")
+        for i in range(5):
+            f.sprite_session(agent["id"], status="active", id=f"s{i}", last_active_at=now - 7200)
+            f.sprite_session(agent["id"], status="closed", id=f"c{i}", last_active_at=now - 2 * 86400)
+            f.memory(agent["id"], f"m{i}", strength=0.3, id=f"m{i}")
+            f.idempotency_key(f"k{i}", created_at=now - 40 * 86400)
+    with at(now):
+        result = run(*command, "-o", "ids")
+    assert result.exit_code == 0, result.stderr
+    assert len(started) == 1
+    assert len(result.stdout.split()) == 5
+    assert set(result.stdout.split()) <= {*(f"{p}{i}" for p in "scmk" for i in range(5))}
+    assert result.stderr.rstrip("\n").endswith(" 5 memories" if command[0] == "memories" else
+                                               " 5 idempotency keys" if command[0] == "idempotency" else
+                                               " 5 sessions")

@@ -82,10 +82,10 @@ def idempotency_prune(settings, older_than, dry_run, yes):
       nitejarctl idempotency prune --older-than 30d --dry-run
       nitejarctl idempotency prune --older-than 30d --yes -o ids
     """
-    from nitejarctl.cli.memories import confirm_or_abort, report, spooled
+    from nitejarctl.cli.memories import confirm_or_abort, progress, report, spooled
     from nitejarctl.db import now, stream
     from nitejarctl.repositories import idempotency as repo
-    from nitejarctl.repositories.memories import RowSpool
+    from nitejarctl.spool import Spool
 
     if not (yes or dry_run or _interactive()):
         raise UsageProblem("refusing to delete without --yes when not on a terminal")
@@ -100,12 +100,11 @@ def idempotency_prune(settings, older_than, dry_run, yes):
         total = repo.count(db, cutoff=cutoff)
         if total:
             confirm_or_abort(settings, f"Delete {_keys(total)}?", yes)
-    spool = RowSpool(repo.COLUMNS)
-    try:
-        n = spooled(settings, spool, lambda: repo.prune(db, cutoff, spool), "pruned")
-        report(settings, spool, _columns(), "pruned", n=n, noun=noun, id_field="key")
-    finally:
-        spool.close()
+    with Spool(repo.COLUMNS, db) as spool:
+        with progress(settings, "pruning", lambda: bar.completed + repo.count(db, cutoff=cutoff)) as bar:
+            n = spooled(settings, spool, lambda: repo.prune(db, cutoff, spool, progress=bar.update), "pruned")
+        report(settings, spool.rows(), _columns(), "pruned", n=n, noun=noun, id_field="key",
+               fields=spool.columns)
 
 
 def _interactive() -> bool:

@@ -124,16 +124,16 @@ def _unique(ids) -> list[str]:
 
 
 def report(settings, rows, columns, verb: str, *, n: int | None = None, dry_run=False,
-           noun=("memory", "memories"), id_field: str = "id") -> int:
+           noun=("memory", "memories"), id_field: str = "id", fields=None) -> int:
     """Changed rows on stdout (a table shows the first 100), then one summary
     line on stderr ("decayed 3 memories"). `n` is counted from `rows` when
-    not given."""
+    not given. `rows` are dicts, or tuples of the `fields` named."""
     import itertools
 
     rows = iter(rows)
     limit = effective_limit(settings, None)
     shown = settings.emit(rows if limit is None else itertools.islice(rows, limit), columns,
-                          id_field=id_field)
+                          id_field=id_field, fields=fields)
     if n is None:
         n = shown + sum(1 for _ in rows)
     if shown < n:
@@ -147,6 +147,14 @@ def confirm_or_abort(settings, question: str, yes: bool) -> None:
 
     if not confirm(settings, question, yes):
         raise OperationalProblem("aborted: nothing deleted")
+
+
+def progress(settings, label: str, total=None):
+    """A progress bar on stderr for a long bulk change (see output.ProgressBar)."""
+    from nitejarctl.output import ProgressBar
+
+    return ProgressBar(label, total, color=settings.color,
+                       enabled=settings.stderr_is_terminal() and not settings.quiet)
 
 
 def spooled(settings, spool, change, what: str) -> int:

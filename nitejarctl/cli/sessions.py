@@ -163,47 +163,20 @@ def sessions_history(settings, session_key, agent, include_incomplete, limit):
 # ------------------------------------------------------------------- changes
 
 
-class _Spool:
-    """Changed rows kept until the writes have committed (in memory up to a few
-    MB, then in a temporary file), so that no transaction waits on stdout."""
-
-    def __init__(self):
-        import tempfile
-
-        self.file = tempfile.SpooledTemporaryFile(max_size=8 << 20)
-        self.count = 0
-
-    def add(self, rows) -> None:
-        import pickle
-
-        pickle.dump(rows, self.file, pickle.HIGHEST_PROTOCOL)
-        self.count += len(rows)
-
-    def rows(self):
-        import pickle
-
-        self.file.seek(0)
-        try:
-            while True:
-                yield from pickle.load(self.file)
-        except EOFError:
-            pass
-        finally:
-            self.file.close()
-
-
 def _plural(n: int, noun: str = "session") -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _report(settings, rows, n: int, verb: tuple, *, dry_run: bool, tail: str = "") -> None:
+def _report(settings, rows, n: int, verb: tuple, *, dry_run: bool, tail: str = "", fields=None) -> None:
     """The changed rows on stdout, one summary line on stderr. `verb` is
-    (present, past[, suffix]): ("mark", "marked", " as error")."""
+    (present, past[, suffix]): ("mark", "marked", " as error"). `rows` are
+    dicts, or tuples of the `fields` named."""
     if n or settings.fmt != "table":
         import itertools
 
         limit = effective_limit(settings, None)
-        shown = settings.emit(rows if limit is None else itertools.islice(rows, limit), _columns())
+        shown = settings.emit(rows if limit is None else itertools.islice(rows, limit), _columns(),
+                              fields=fields)
         if shown < n:
             settings.info(f"… {n - shown} more not shown (-o tsv or -o json shows all)")
     present, past, suffix = (*verb, "")[:3]
@@ -211,16 +184,33 @@ def _report(settings, rows, n: int, verb: tuple, *, dry_run: bool, tail: str = "
     settings.info(f"{words} {_plural(n)}{suffix}{tail}{' (dry run)' if dry_run else ''}")
 
 
-def _bulk(settings, change, verb, *, dry_run: bool) -> None:
-    spool = _Spool()
-    try:
-        n = change(spool.add)
-    except Exception:
-        if spool.count and not dry_run:
-            settings.warn(f"{verb[1]} {_plural(spool.count)} before the error "
-                          "(each batch commits on its own)")
-        raise
-    _report(settings, spool.rows(), n, verb, dry_run=dry_run)
+def _progress(settings, label: str, total=None):
+    """A progress bar on stderr for a long bulk change (see output.ProgressBar)."""
+    from nitejarctl.output import ProgressBar
+
+    return ProgressBar(label, total, color=settings.color,
+                       enabled=settings.stderr_is_terminal() and not settings.quiet)
+
+
+def _bulk(settings, change, verb, *, dry_run: bool, remaining=None) -> None:
+    """Run `change(spool, progress)`, a batched change that puts the rows it
+    changes in the spool, then report them. `remaining()` counts the rows
+    still to change, for the progress bar's total."""
+    from nitejarctl.repositories import sprite_sessions as repo
+    from nitejarctl.spool import Spool
+
+    db = settings.database()
+    with Spool([f.name for f in repo.fields(db)], db) as spool:
+        total = None if remaining is None else (lambda: bar.completed + remaining())
+        with _progress(settings, "closing" if verb[0] == "close" else "deleting", total) as bar:
+            try:
+                n = change(spool, None if dry_run else bar.update)
+            except Exception:
+                if spool.count and not dry_run:
+                    settings.warn(f"{verb[1]} {_plural(spool.count)} before the error "
+                                  "(each batch commits on its own)")
+                raise
+        _report(settings, spool.rows(), n, verb, dry_run=dry_run, fields=spool.columns)
 
 
 def _by_ids(settings, change, ids, verb, already: str, *, dry_run: bool, ignore_missing: bool) -> None:
@@ -284,12 +274,13 @@ def sessions_close(settings, ids, stale, conversation, agent, dry_run, ignore_mi
         return
     db, t = settings.database(), now()
     if stale is not None:
-        _bulk(settings, lambda sink: repo.close_stale(db, stale, t, dry_run=dry_run, on_rows=sink),
-              verb, dry_run=dry_run)
+        _bulk(settings, lambda spool, progress: repo.close_stale(db, stale, t, dry_run=dry_run, spool=spool,
+                                                                 progress=progress),
+              verb, dry_run=dry_run, remaining=lambda: repo.count_stale(db, stale, t))
     else:
         agent_id = _agent_filter(db, agent)
-        _bulk(settings, lambda sink: repo.close_for_conversation(db, conversation, agent_id, t,
-                                                                 dry_run=dry_run, on_rows=sink),
+        _bulk(settings, lambda spool, progress: repo.close_for_conversation(db, conversation, agent_id, t,
+                                                                            dry_run=dry_run, spool=spool),
               verb, dry_run=dry_run)
 
 
@@ -358,5 +349,6 @@ def sessions_purge(settings, older_than, dry_run, yes):
                     f"{format_duration(older_than)} ago?")
         if not confirm(settings, question, yes):
             raise OperationalProblem("aborted: nothing deleted")
-    _bulk(settings, lambda sink: repo.purge(db, older_than, t, dry_run=dry_run, on_rows=sink),
-          ("delete", "deleted"), dry_run=dry_run)
+    _bulk(settings, lambda spool, progress: repo.purge(db, older_than, t, dry_run=dry_run, spool=spool,
+                                                       progress=progress),
+          ("delete", "deleted"), dry_run=dry_run, remaining=lambda: repo.purge(db, older_than, t, dry_run=True))

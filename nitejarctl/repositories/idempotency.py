@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from peewee import SQL
 
-from nitejarctl.db import dialect, require_table
+from nitejarctl.db import require_table
 from nitejarctl.models import IdempotencyKey as K
-from nitejarctl.repositories._batch import batch_key, in_batches
+from nitejarctl.repositories._batch import batch_key, in_batches, returning
 
 COLUMNS = ("key", "work_item_id", "created_at")
 
@@ -40,17 +40,16 @@ def count(db, *, cutoff: int | None = None) -> int:
     return K.select().where(_condition(cutoff)).count()
 
 
-def prune(db, cutoff: int, spool=None) -> int:
+def prune(db, cutoff: int, spool=None, *, progress=None) -> int:
     """Delete keys created before `cutoff`: one set-based DELETE per key-range
-    batch, each in its own short transaction. The deleted rows go to `spool`."""
+    batch, each in its own short transaction. The deleted rows (COLUMNS) go
+    to `spool` (DELETE … RETURNING); `progress(done)` follows the commits."""
     require_table(db, K._meta.table_name)
-    pg = dialect(db) == "postgresql"
 
     def apply(cond):
-        if spool is not None:
-            query = (K.select(K.key, K.work_item_id, K.created_at).where(cond)
-                     .order_by(batch_key(db, K)))
-            spool.add(db.execute(query.for_update() if pg else query).fetchall())
-        return K.delete().where(cond).execute()
+        query = K.delete().where(cond)
+        if spool is None:
+            return query.execute()
+        return returning(db, query, K, [K.key, K.work_item_id, K.created_at], spool.add)
 
-    return in_batches(db, K, K.created_at < cutoff, apply)
+    return in_batches(db, K, K.created_at < cutoff, apply, progress=progress)

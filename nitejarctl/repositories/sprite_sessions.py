@@ -1,16 +1,17 @@
 """Sprite (remote shell) sessions — nitejar's spriteSessions repository.
 
 Bulk changes (`close_stale`, `purge`) are set-based statements batched by key
-range (`_batch.in_batches`): one short write transaction per batch of at most
-`DEFAULT_BATCH` rows, so nitejar's own writers never wait long for the lock.
-They return the number of rows changed. A caller that also wants the rows
-passes `on_rows`: it receives each batch's rows as dicts — with their new
-values for updates (UPDATE … RETURNING), as they were for deletes — inside that
-batch's transaction, so it must be quick (append them to a spool file; never
-write to a pipe whose reader may stall). Memory thus stays bounded by one
-batch however many rows change; without `on_rows` nothing is returned but the
-count. With `dry_run` nothing is written: the same rows are read (with the
-values they would get) and handed to `on_rows` in chunks of the same size.
+range (`_batch.in_batches`): one short write transaction per batch, so
+nitejar's own writers never wait long for the lock. They return the number of
+rows changed. A caller that also wants the rows passes a `spool`
+(nitejarctl.spool.Spool over `fields(db)`): each batch's rows go there as
+tuples — with their new values for updates, as they were for deletes (UPDATE /
+DELETE … RETURNING) — inside that batch's transaction; or `on_rows`, a callable
+that gets them as lists of dicts (it must be as quick: never write to a pipe
+whose reader may stall). Memory thus stays bounded by one batch however many
+rows change. With `dry_run` nothing is written: the same rows are read (with
+the values they would get) and handed over in chunks. `progress(done)` is
+called after each batch commits.
 
 The per-id operations (`close_ids`, `error_ids`, `touch_ids`) take the ids an
 operator typed (already in memory) and return an `IdChanges`: the rows changed
@@ -23,9 +24,11 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from nitejarctl.db import present_fields, stream
+import peewee as pw
+
+from nitejarctl.db import dialect, present_fields, stream
 from nitejarctl.models import SpriteSession
-from nitejarctl.repositories._batch import DEFAULT_BATCH, batch_key, in_batches
+from nitejarctl.repositories._batch import batch_key, in_batches, returning
 
 STATUSES = ("active", "closed", "error")
 PURGEABLE = ("closed", "error")
@@ -41,6 +44,7 @@ def count_stale(db, older_than: int, now: int) -> int:
 
 
 RowSink = Callable[[list], None]
+FETCH = 5000  # rows fetched (and handed over) at a time
 
 
 def fields(db) -> list:
@@ -93,68 +97,95 @@ def _fetch(db, query) -> list[dict]:
     return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
-def _preview(db, where, on_rows: RowSink | None, values: dict | None) -> int:
-    """dry_run: count, or hand over the rows `where` selects, with `values` applied."""
+def _sink(db, spool, on_rows: RowSink | None) -> Callable[[list], None] | None:
+    """Where rows (tuples in `fields(db)` order) go: the spool, or `on_rows` as dicts."""
+    if spool is not None:
+        return spool.add
     if on_rows is None:
-        return SpriteSession.select().where(where).count()
-    new = {f.name: v for f, v in (values or {}).items()}
-    query = SpriteSession.select(*fields(db)).where(where).order_by(batch_key(db, SpriteSession))
-    count, chunk = 0, []
-    for row in stream(db, query):
-        row.update(new)
-        chunk.append(row)
-        count += 1
-        if len(chunk) >= DEFAULT_BATCH:
-            on_rows(chunk)
-            chunk = []
-    if chunk:
-        on_rows(chunk)
+        return None
+    names = [f.name for f in fields(db)]
+    return lambda rows: on_rows([dict(zip(names, row)) for row in rows])
+
+
+def _hand_over(cursor, sink) -> int:
+    count = 0
+    while rows := cursor.fetchmany(FETCH):
+        sink(rows)
+        count += len(rows)
     return count
 
 
-def _bulk(db, where, values: dict | None, *, dry_run: bool, on_rows: RowSink | None) -> int:
+def _returning(db, query, sink) -> int:
+    return returning(db, query, SpriteSession, fields(db), sink)
+
+
+def _preview(db, where, sink, values: dict | None) -> int:
+    """dry_run: count, or hand over the rows `where` selects, with `values` applied."""
+    if sink is None:
+        return SpriteSession.select().where(where).count()
+    cols = fields(db)
+    new = {f.name: v for f, v in (values or {}).items()}
+    selected = [pw.Value(new[f.name]).alias(f.name) if f.name in new else f for f in cols]
+    query = SpriteSession.select(*selected).where(where).order_by(batch_key(db, SpriteSession))
+    if dialect(db) == "postgresql":
+        return _hand_over_stream(db, query, sink)
+    return _hand_over(db.execute_sql(*query.sql()), sink)
+
+
+def _hand_over_stream(db, query, sink) -> int:
+    count, chunk = 0, []
+    for row in stream(db, query):
+        chunk.append(tuple(row.values()))
+        if len(chunk) >= FETCH:
+            sink(chunk)
+            count += len(chunk)
+            chunk = []
+    if chunk:
+        sink(chunk)
+        count += len(chunk)
+    return count
+
+
+def _bulk(db, where, values: dict | None, *, dry_run: bool, spool=None, on_rows: RowSink | None = None,
+          progress=None) -> int:
     """UPDATE (`values`) or DELETE (None) the rows `where` selects, batched by key."""
+    sink = _sink(db, spool, on_rows)
     if dry_run:
-        return _preview(db, where, on_rows, values)
-    returning = fields(db) if on_rows is not None else None
+        return _preview(db, where, sink, values)
 
     def apply(condition) -> int:
         query = (SpriteSession.delete() if values is None else SpriteSession.update(values))
         query = query.where(condition)
-        if returning is None:
+        if sink is None:
             return query.execute()
-        rows = _fetch(db, query.returning(*returning))
-        if rows:
-            on_rows(rows)
-        return len(rows)
+        return _returning(db, query, sink)
 
-    return in_batches(db, SpriteSession, where, apply)
+    return in_batches(db, SpriteSession, where, apply, progress=progress)
 
 
-def close_stale(db, older_than: int, now: int, *, dry_run: bool = False,
-                on_rows: RowSink | None = None) -> int:
+def close_stale(db, older_than: int, now: int, *, dry_run: bool = False, spool=None,
+                on_rows: RowSink | None = None, progress=None) -> int:
     """Close every active session last active before now - older_than (status
     closed, last_active_at now). Returns how many (would have) changed."""
-    return _bulk(db, stale_condition(older_than, now), _closing(now), dry_run=dry_run, on_rows=on_rows)
+    return _bulk(db, stale_condition(older_than, now), _closing(now), dry_run=dry_run, spool=spool,
+                 on_rows=on_rows, progress=progress)
 
 
 def close_for_conversation(db, session_key: str, agent_id: str, now: int, *, dry_run: bool = False,
-                           on_rows: RowSink | None = None) -> int:
+                           spool=None, on_rows: RowSink | None = None) -> int:
     """nitejar's closeSessionsForConversation: the conversation's active sessions
     -> closed. One statement (a conversation has a handful of sessions, found
     through idx_sprite_sessions_session_key_agent) and no transaction of its own,
     so that compaction can close them in the transaction that writes the summary."""
     where = ((SpriteSession.session_key == session_key) & (SpriteSession.agent_id == agent_id)
              & (SpriteSession.status == "active"))
+    sink = _sink(db, spool, on_rows)
     if dry_run:
-        return _preview(db, where, on_rows, _closing(now))
+        return _preview(db, where, sink, _closing(now))
     query = SpriteSession.update(_closing(now)).where(where)
-    if on_rows is None:
+    if sink is None:
         return query.execute()
-    rows = _fetch(db, query.returning(*fields(db)))
-    if rows:
-        on_rows(rows)
-    return len(rows)
+    return _returning(db, query, sink)
 
 
 def purge_condition(older_than: int, now: int, status: str | None = None):
@@ -163,15 +194,20 @@ def purge_condition(older_than: int, now: int, status: str | None = None):
     return statuses & (SpriteSession.last_active_at < now - older_than)
 
 
-def purge(db, older_than: int, now: int, *, dry_run: bool = False,
-          on_rows: RowSink | None = None) -> int:
+def purge(db, older_than: int, now: int, *, dry_run: bool = False, spool=None,
+          on_rows: RowSink | None = None, progress=None) -> int:
     """Delete closed and error sessions last active before now - older_than.
-    Returns how many (would have) gone; `on_rows` receives them as they were."""
+    Returns how many (would have) gone; the spool / `on_rows` receive them as
+    they were."""
     # One status at a time: each batch's key scan then walks a single range of
     # idx_sprite_sessions_status, (status, rowid), in key order and stops at the
     # batch size, instead of sorting every remaining candidate for each batch.
-    return sum(_bulk(db, purge_condition(older_than, now, status), None, dry_run=dry_run, on_rows=on_rows)
-               for status in PURGEABLE)
+    done = 0
+    for status in PURGEABLE:
+        so_far = None if progress is None else (lambda n, before=done: progress(before + n))
+        done += _bulk(db, purge_condition(older_than, now, status), None, dry_run=dry_run, spool=spool,
+                      on_rows=on_rows, progress=so_far)
+    return done
 
 
 # ----------------------------------------------------------- changes by id

@@ -1,0 +1,65 @@
+"""The spool of changed rows: kept in order, counted once committed, flat in memory."""
+
+import pytest
+
+from nitejarctl import spool as spool_module
+from nitejarctl.models import IdempotencyKey
+from nitejarctl.spool import Spool
+
+COLUMNS = ("id", "n", "x", "note")
+
+
+def test_rows_come_back_in_order_as_tuples_and_dicts():
+    with Spool(COLUMNS) as spool:
+        spool.add([("a", 1, 0.5, None), ("b", 2, 1e-7, "tab\there")])
+        spool.add([])
+        spool.add([("c", -3, 2.0, "[bold]😄")])
+        assert spool.count == len(spool) == 3
+        assert list(spool.rows()) == [("a", 1, 0.5, None), ("b", 2, 1e-7, "tab\there"),
+                                      ("c", -3, 2.0, "[bold]😄")]
+        assert list(spool)[0] == {"id": "a", "n": 1, "x": 0.5, "note": None}
+        assert [r["id"] for r in spool.dicts()] == ["a", "b", "c"]
+        # Reading does not consume: a second pass sees the same rows.
+        assert len(list(spool.rows())) == 3
+
+
+def test_large_spools_move_to_a_file(monkeypatch):
+    monkeypatch.setattr(spool_module, "MEMORY_LIMIT", 1000)
+    with Spool(("id", "text")) as spool:
+        for batch in range(20):
+            spool.add([(f"{batch}-{i}", "x" * 50) for i in range(100)])
+        assert spool._file._rolled
+        ids = [row[0] for row in spool.rows()]
+    assert len(ids) == 2000 and ids[0] == "0-0" and ids[-1] == "19-99"
+
+
+def test_rows_count_once_their_transaction_commits(db):
+    with Spool(COLUMNS, db) as spool:
+        with db.atomic():
+            spool.add([("a", 1, 0.0, None)])
+            spool.add([("b", 2, 0.0, None)])
+            assert spool.count == 0
+            assert list(spool.rows()) == []  # not committed yet
+        assert spool.count == 2
+        spool.add([("outside", 3, 0.0, None)])  # no transaction: committed at once
+        assert spool.count == 3
+        assert [r[0] for r in spool.rows()] == ["a", "b", "outside"]
+
+
+def test_rows_of_a_rolled_back_transaction_are_dropped(db):
+    with Spool(COLUMNS, db) as spool:
+        with db.atomic():
+            spool.add([("kept", 1, 0.0, None)])
+        with pytest.raises(RuntimeError):
+            with db.atomic():
+                IdempotencyKey.insert(key="k", created_at=1).execute()
+                spool.add([("lost", 2, 0.0, None)])
+                raise RuntimeError("batch failed")
+        assert spool.count == 1
+        assert [r[0] for r in spool.rows()] == ["kept"]
+        # The next transaction's rows follow the committed ones.
+        with db.atomic():
+            spool.add([("next", 3, 0.0, None)])
+        assert [r[0] for r in spool.rows()] == ["kept", "next"]
+        assert spool.count == 2
+    assert IdempotencyKey.select().count() == 0
