@@ -583,9 +583,10 @@ def test_on_a_nitejar_created_database(upstream_url):
     conn.close()
 
 
-def test_decay_is_one_statement_per_rate_and_batch(db, monkeypatch):
-    """Agents are grouped by rate: one UPDATE per distinct rate (per batch of
-    keys), never one per memory; rate-0 agents are left alone."""
+def test_decay_is_one_statement_per_batch(db, monkeypatch):
+    """Agents are grouped by rate: one UPDATE per batch of keys covering every
+    rate (a CASE over the groups), never one per memory or per rate; rate-0
+    agents are left alone."""
     from nitejarctl.repositories import memories as repo
 
     agents = [f.agent("a", config={"memorySettings": {"decayRate": 0.2}}),
@@ -608,7 +609,7 @@ def test_decay_is_one_statement_per_rate_and_batch(db, monkeypatch):
     with at(NOW + WEEK):
         assert repo.decay(db, plan, NOW + WEEK) == 21
     updates = [s for s in statements if s.startswith("UPDATE")]
-    assert len(updates) == 2
+    assert len(updates) == 1
     assert sum(s.startswith('SELECT "t1"."id", "t1"."config"') for s in statements) == 1
 
 

@@ -369,6 +369,7 @@ def memories_decay(settings, agent, rate, dry_run):
     """
     from nitejarctl.db import now
     from nitejarctl.repositories import memories as repo
+    from nitejarctl.spool import Spool
 
     db = settings.database()
     plan = repo.decay_plan(db, agent_id=_agent_id(db, agent), rate=rate)
@@ -378,12 +379,11 @@ def memories_decay(settings, agent, rate, dry_run):
         report(settings, repo.decay_preview(db, plan, at), columns, "would decay",
                dry_run=True)
         return
-    spool = repo.RowSpool(repo.DECAY_COLUMNS)
-    try:
-        n = spooled(settings, spool, lambda: repo.decay(db, plan, at, spool), "decayed")
-        report(settings, spool, columns, "decayed", n=n)
-    finally:
-        spool.close()
+    with Spool(repo.DECAY_COLUMNS, db) as spool:
+        with progress(settings, "decaying") as bar:
+            n = spooled(settings, spool, lambda: repo.decay(db, plan, at, spool, progress=bar.update),
+                        "decayed")
+        report(settings, spool.rows(), columns, "decayed", n=n, fields=spool.columns)
 
 
 @memories.command(name="prune")

@@ -48,8 +48,6 @@ from __future__ import annotations
 
 import json
 import math
-import pickle
-import tempfile
 import uuid
 from dataclasses import dataclass, field
 
@@ -61,6 +59,7 @@ from nitejarctl.errors import NotFound, UsageProblem
 from nitejarctl.models import Agent
 from nitejarctl.models import AgentMemory as M
 from nitejarctl.repositories._batch import batch_key, in_batches
+from nitejarctl.spool import Spool
 
 SECONDS_PER_WEEK = 7 * 24 * 60 * 60
 CHANGE_THRESHOLD = 0.001
@@ -293,12 +292,6 @@ def _per_second(rate: float) -> float:
     return rate / SECONDS_PER_WEEK
 
 
-def decayed_strength(db, rate: float, now: int):
-    """max(0, strength − weeks since the anchor × rate), as SQL."""
-    elapsed = pw.Value(now) - decay_anchor(db)
-    return _greatest(db, 0.0, M.strength - elapsed * _per_second(rate))
-
-
 def edit(db, memory_id: str, content: str, *, now: int) -> dict:
     """Replace a memory's content. Settles the decay owed so far (the edit
     moves updated_at, the decay clock), clears the embedding (it described
@@ -346,36 +339,7 @@ def delete(db, ids: list[str]) -> int:
 
 # ------------------------------------------------------------------- spooling
 
-
-class RowSpool:
-    """Rows changed inside write transactions, replayed once they committed.
-
-    Writing output while holding the write lock would let a slow reader of
-    stdout stall nitejar; keeping every row in memory would grow with the
-    change. Batches are pickled to a spooled temporary file instead."""
-
-    def __init__(self, columns: tuple[str, ...]):
-        self.columns = columns
-        self.count = 0
-        self._file = tempfile.SpooledTemporaryFile(max_size=8 << 20)
-
-    def add(self, rows: list[tuple]) -> None:
-        if rows:
-            pickle.dump(rows, self._file, protocol=pickle.HIGHEST_PROTOCOL)
-            self.count += len(rows)
-
-    def __iter__(self):
-        self._file.seek(0)
-        while True:
-            try:
-                batch = pickle.load(self._file)
-            except EOFError:
-                return
-            for row in batch:
-                yield dict(zip(self.columns, row))
-
-    def close(self) -> None:
-        self._file.close()
+RowSpool = Spool  # the changed rows of decay and prune (see nitejarctl.spool)
 
 
 # ---------------------------------------------------------------------- decay
@@ -411,21 +375,42 @@ def decay_scope(db, plan: DecayPlan):
     return scope
 
 
-def decay_condition(db, group: Group, now: int):
-    """Non-permanent memories of the group whose strength would drop by more
-    than the threshold: change = min(strength, weeks × rate) > 0.001."""
-    elapsed = pw.Value(now) - decay_anchor(db)
-    return (group.condition(_scan_agent(db)) & (M.permanent == 0) & (M.strength > CHANGE_THRESHOLD)
-            & (elapsed * _per_second(group.value) > CHANGE_THRESHOLD))
+def _rate(db, plan: DecayPlan, *, per_second: bool = False):
+    """Each memory's decay rate (per week, or per second) as SQL: a CASE over
+    the plan's few groups of agents, 0 for agents no group covers."""
+    def value(group):
+        return _per_second(group.value) if per_second else group.value
+
+    groups = plan.groups
+    if len(groups) == 1 and groups[0].ids is None:
+        return pw.Value(value(groups[0]))
+    agent = _scan_agent(db)
+    return pw.Case(None, [(g.condition(agent), value(g)) for g in groups], 0.0)
 
 
-def _decay_select(db, group: Group, now: int, where):
-    rate = pw.Value(group.value)
+def _elapsed(db, now: int):
+    return pw.Value(now) - decay_anchor(db)
+
+
+def decay_condition(db, plan: DecayPlan, now: int):
+    """Non-permanent memories whose strength would drop by more than the
+    threshold: change = min(strength, weeks × rate) > 0.001."""
+    return ((M.permanent == 0) & (M.strength > CHANGE_THRESHOLD)
+            & (_elapsed(db, now) * _rate(db, plan, per_second=True) > CHANGE_THRESHOLD))
+
+
+def _decayed(db, plan: DecayPlan, now: int):
+    """max(0, strength − seconds since the anchor × the rate per second), as SQL."""
+    return _greatest(db, 0.0, M.strength - _elapsed(db, now) * _rate(db, plan, per_second=True))
+
+
+def _decay_select(db, plan: DecayPlan, now: int, where):
+    rate = _rate(db, plan)
     if dialect(db) == "postgresql":  # a bare parameter would come back as numeric
         rate = pw.Cast(rate, "double precision")
-    return M.select(batch_key(db, M).alias("k"), M.id, M.agent_id, rate.alias("rate"),
-                    M.strength.alias("previous_strength"),
-                    decayed_strength(db, group.value, now).alias("strength")).where(where)
+    return (M.select(M.id, M.agent_id, rate.alias("rate"), M.strength.alias("previous_strength"),
+                     _decayed(db, plan, now).alias("strength"))
+            .where(where).order_by(batch_key(db, M)))
 
 
 def decay_preview(db, plan: DecayPlan, now: int):
@@ -434,39 +419,28 @@ def decay_preview(db, plan: DecayPlan, now: int):
 
     if not plan.groups:
         return
-    query = None
-    for group in plan.groups:
-        part = _decay_select(db, group, now, decay_condition(db, group, now))
-        query = part if query is None else query + part  # UNION ALL
-    for row in stream(db, query.order_by(SQL("k"))):
-        del row["k"]
-        yield row
+    yield from stream(db, _decay_select(db, plan, now, decay_scope(db, plan) & decay_condition(db, plan, now)))
 
 
-def decay(db, plan: DecayPlan, now: int, spool: RowSpool | None = None) -> int:
+def decay(db, plan: DecayPlan, now: int, spool=None, *, progress=None) -> int:
     """Apply the plan in one pass over the table by key range: each batch, in
-    its own transaction, runs one set-based UPDATE per distinct rate."""
+    its own transaction, runs one set-based UPDATE covering every rate (a
+    CASE over the agents), after one read of the rows for the report when
+    `spool` wants them (their previous strength is gone after the UPDATE)."""
     if not plan.groups:
         return 0
     pg = dialect(db) == "postgresql"
-    updates = [(group, decay_condition(db, group, now),
-                {M.strength: decayed_strength(db, group.value, now), M.updated_at: now})
-               for group in plan.groups]
+    condition = decay_condition(db, plan, now)
+    values = {M.strength: _decayed(db, plan, now), M.updated_at: now}
 
     def apply(batch):
-        changed, rows = 0, []
-        for group, condition, values in updates:
-            where = batch & condition
-            if spool is not None:
-                query = _decay_select(db, group, now, where)
-                rows += db.execute(query.for_update() if pg else query).fetchall()
-            changed += M.update(values).where(where).execute()
+        where = batch & condition
         if spool is not None:
-            rows.sort(key=lambda r: r[0])
-            spool.add([r[1:] for r in rows])
-        return changed
+            query = _decay_select(db, plan, now, where)
+            spool.add(db.execute(query.for_update() if pg else query).fetchall())
+        return M.update(values).where(where).execute()
 
-    return in_batches(db, M, decay_scope(db, plan), apply)
+    return in_batches(db, M, decay_scope(db, plan), apply, progress=progress)
 
 
 # ---------------------------------------------------------------------- prune
