@@ -191,6 +191,7 @@ def test_progress_bar_disabled_never_shows():
     ("sessions", "close", "--stale", "1h"),
     ("sessions", "purge", "--older-than", "1d", "--yes"),
     ("memories", "decay"),
+    ("memories", "prune", "--below", "0.5", "--yes"),
     ("idempotency", "prune", "--older-than", "30d", "--yes"),
 ])
 def test_bulk_changes_show_a_progress_bar_on_a_terminal_and_keep_stdout_clean(run, db, monkeypatch, command):

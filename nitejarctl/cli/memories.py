@@ -412,6 +412,7 @@ def memories_prune(settings, agent, below, keep, dry_run, yes):
       nitejarctl memories prune --agent ops -y -o json
     """
     from nitejarctl.repositories import memories as repo
+    from nitejarctl.spool import Spool
 
     _refuse_unless_confirmable(yes, dry_run)
     db = settings.database()
@@ -422,12 +423,14 @@ def memories_prune(settings, agent, below, keep, dry_run, yes):
                "would prune", dry_run=True)
         return
     plan = repo.PrunePlan(db, rules)
-    spool = repo.RowSpool(repo.PRUNE_COLUMNS)
     try:
         if plan.count:
             confirm_or_abort(settings, f"Delete {_plural(plan.count)}?", yes)
-        n = spooled(settings, spool, lambda: plan.execute(spool), "pruned")
-        report(settings, _for_display(settings, spool), columns, "pruned", n=n)
+        with Spool(repo.PRUNE_COLUMNS, db) as spool:
+            with progress(settings, "pruning", plan.count) as bar:
+                n = spooled(settings, spool, lambda: plan.execute(spool, progress=bar.update), "pruned")
+            rows = spool.rows() if settings.fmt != "table" else _for_display(settings, spool.dicts())
+            report(settings, rows, columns, "pruned", n=n,
+                   fields=spool.columns if settings.fmt != "table" else None)
     finally:
-        spool.close()
         plan.close()

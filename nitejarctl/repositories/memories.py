@@ -58,7 +58,7 @@ from nitejarctl.db import dialect, present_fields, table_columns
 from nitejarctl.errors import NotFound, UsageProblem
 from nitejarctl.models import Agent
 from nitejarctl.models import AgentMemory as M
-from nitejarctl.repositories._batch import batch_key, in_batches
+from nitejarctl.repositories._batch import batch_key, in_batches, returning
 from nitejarctl.spool import Spool
 
 SECONDS_PER_WEEK = 7 * 24 * 60 * 60
@@ -503,8 +503,8 @@ def _per_agent(rules: PruneRules, attribute: str):
                           for r, ids in rules.special.items()], default)
 
 
-def _victims(db, rules: PruneRules):
-    """(id, k, accessed, reason) of the memories prune deletes (k: the batch key).
+def _victims(db, rules: PruneRules, *, ids: bool = False):
+    """(k, accessed, reason[, id]) of the memories prune deletes (k: the batch key).
 
     One window over every agent's memories: the rank within the agent puts
     the permanent ones first, then the strongest, most recently used first
@@ -513,7 +513,7 @@ def _victims(db, rules: PruneRules):
         partition_by=[M.agent_id],
         order_by=[M.permanent.desc(), M.strength.desc(),
                   fn.COALESCE(M.last_accessed_at, M.created_at).desc(), M.created_at.desc(), M.id])
-    ranked = M.select(M.id, batch_key(db, M).alias("k"), M.permanent, M.strength,
+    ranked = M.select(batch_key(db, M).alias("k"), *([M.id] if ids else []), M.permanent, M.strength,
                       fn.COALESCE(M.last_accessed_at, 0).alias("accessed"), rank.alias("rn"),
                       *[_per_agent(rules, a).alias(a)
                         for a in ("below", "keep", "below_reason", "keep_reason")])
@@ -521,22 +521,15 @@ def _victims(db, rules: PruneRules):
         ranked = ranked.where(M.agent_id == rules.agent_id)
     r = ranked.alias("ranked")
     reason = pw.Case(None, [(r.c.strength < r.c.below, r.c.below_reason)], r.c.keep_reason)
-    return (pw.Select([r], [r.c.id, r.c.k, r.c.accessed, reason.alias("reason")])
+    return (pw.Select([r], [r.c.k, r.c.accessed, reason.alias("reason"), *([r.c.id] if ids else [])])
             .where((r.c.permanent == 0) & ((r.c.strength < r.c.below) | (r.c.rn > r.c.keep))))
-
-
-def _union_all(queries):
-    union = queries[0]
-    for query in queries[1:]:
-        union = union + query
-    return union
 
 
 def prune_preview(db, rules: PruneRules):
     """Rows prune would delete (generator of dicts), in the order it deletes them."""
     from nitejarctl.db import stream
 
-    v = _victims(db, rules).alias("v")
+    v = _victims(db, rules, ids=True).alias("v")
     query = (M.select(M.id, M.agent_id, M.strength, v.c.reason, M.content)
              .join(v, on=(v.c.id == M.id)).order_by(v.c.k))
     yield from stream(db, query)
@@ -546,8 +539,9 @@ def _victims_model(db):
     pg = dialect(db) == "postgresql"
 
     class Victim(pw.Model):
-        id = pw.TextField(primary_key=True)
-        k = pw.TextField() if pg else pw.IntegerField()  # the memory's batch key
+        # The memory's batch key (its rowid on SQLite: the victims' rowids are
+        # then the memories', and a batch of victims a key range of memories).
+        k = pw.TextField(primary_key=True) if pg else pw.IntegerField(primary_key=True)
         accessed = pw.IntegerField()
         reason = pw.TextField()
 
@@ -572,27 +566,28 @@ class PrunePlan:
         v.drop_table(safe=True)
         v.create_table(temporary=True)
         p = _victims(db, rules).alias("p")
-        v.insert_from(pw.Select([p], [p.c.id, p.c.k, p.c.accessed, p.c.reason]).order_by(p.c.k),
-                      [v.id, v.k, v.accessed, v.reason]).as_rowcount().execute()
-        self.count = v.select().count()
+        self.count = v.insert_from(pw.Select([p], [p.c.k, p.c.accessed, p.c.reason]),
+                                   [v.k, v.accessed, v.reason]).as_rowcount().execute()
 
-    def execute(self, spool: RowSpool | None = None) -> int:
+    def execute(self, spool: Spool | None = None, *, progress=None) -> int:
+        """Delete the victims still victims, batch by batch; their rows
+        (PRUNE_COLUMNS) go to `spool` (DELETE … RETURNING)."""
         db, v = self.db, self.model
-        pg = dialect(db) == "postgresql"
+        key = batch_key(db, M)
+        # In the subquery a bare rowid would be the victim's own: qualify it.
+        this = pw.SQL(f'"{M._meta.table_name}".rowid') if dialect(db) == "sqlite" else M.id
+        columns = [M.id, M.agent_id, M.strength, v.select(v.reason).where(v.k == this), M.content]
 
         def apply(batch):
             # Still a victim: listed in this batch, not pinned since, not accessed since.
             listed = v.select(v.k, v.accessed).where(batch)
-            still = ((M.permanent == 0)
-                     & pw.Tuple(batch_key(db, M), fn.COALESCE(M.last_accessed_at, 0)).in_(listed))
-            if spool is not None:
-                reason = v.select(v.reason).where(v.id == M.id)
-                query = (M.select(M.id, M.agent_id, M.strength, reason, M.content).where(still)
-                         .order_by(batch_key(db, M)))
-                spool.add(db.execute(query.for_update() if pg else query).fetchall())
-            return M.delete().where(still).execute()
+            query = M.delete().where((M.permanent == 0)
+                                     & pw.Tuple(key, fn.COALESCE(M.last_accessed_at, 0)).in_(listed))
+            if spool is None:
+                return query.execute()
+            return returning(db, query, M, columns, spool.add)
 
-        return in_batches(db, v, SQL("1 = 1"), apply)
+        return in_batches(db, v, SQL("1 = 1"), apply, progress=progress)
 
     def close(self) -> None:
         try:
