@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import io
 import itertools
 import json
 import operator
@@ -139,52 +140,78 @@ def emit(rows, columns, fmt: str, *, out=None, color: bool = True, id_field: str
     `rows` are dicts keyed by column name or, given `fields` (the names of
     their values, in order), tuples — as a spool of changed rows holds them."""
     out = out or sys.stdout
-    cols = columns_of(columns)
-    names = [c.name for c in cols]
     if fmt == "table":
         if fields is not None:
             keys = tuple(fields)
             rows = (dict(zip(keys, row)) for row in rows)
-        return _emit_table(rows, cols, out, color=color, title=title)
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown output format {fmt!r}")
-    # Machine formats are written in chunks of lines, each chunk converted
-    # column by column: a bulk change may print a million rows.
-    wanted = [id_field] if fmt == "ids" else names
-    count = 0
-    if fmt == "json":
-        out.write("[")
-        for chunk in _tuple_chunks(rows, wanted, fields):
-            out.write(("\n" if count == 0 else ",\n") + ",\n".join(_json_lines(chunk, wanted)))
-            count += len(chunk)
-        out.write("\n]\n" if count else "]\n")
-    elif fmt == "jsonl":
-        for chunk in _tuple_chunks(rows, wanted, fields):
-            out.write("\n".join(_json_lines(chunk, wanted)) + "\n")
-            count += len(chunk)
-    elif fmt == "csv":
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(names)
-        for chunk in _tuple_chunks(rows, wanted, fields):
-            writer.writerows(_csv_rows(chunk))
-            count += len(chunk)
-    elif fmt == "tsv":
-        out.write("\t".join(names) + "\n")
-        for chunk in _tuple_chunks(rows, wanted, fields):
-            if names:
-                out.write("\n".join(map("\t".join, zip(*map(_tsv_column, zip(*chunk))))) + "\n")
-            else:
-                out.write("\n" * len(chunk))
-            count += len(chunk)
-    else:  # ids
-        for chunk in _tuple_chunks(rows, wanted, fields):
-            values = [row[0] for row in chunk]
-            if not all(type(v) is str for v in values):
-                values = list(map(_plain, values))
-            out.write("\n".join(values) + "\n")
-            count += len(chunk)
+        return _emit_table(rows, columns_of(columns), out, color=color, title=title)
+    writer = LineWriter(columns, fmt, id_field=id_field, fields=fields)
+    out.write(writer.header())
+    for chunk in _tuple_chunks(rows, writer.wanted, fields):
+        out.write(writer.lines(chunk))
+    out.write(writer.footer())
     out.flush()
-    return count
+    return writer.count
+
+
+class LineWriter:
+    """The text of a machine format (json, jsonl, csv, tsv, ids), a chunk of
+    rows at a time: `header()`, then `lines(chunk)` for each chunk in order,
+    then `footer()`. A chunk is a list of tuples of the `fields` named (by
+    default the `wanted` values: the columns' in order, the id field's alone
+    for ids), converted column by column: a bulk change may print a million
+    rows."""
+
+    def __init__(self, columns, fmt: str, *, id_field: str = "id", fields=None):
+        if fmt not in FORMATS or fmt == "table":
+            raise ValueError(f"unknown output format {fmt!r}")
+        self.fmt = fmt
+        self.names = [c.name for c in columns_of(columns)]
+        self.wanted = [id_field] if fmt == "ids" else self.names
+        self._project = None if fields is None else _projection(fields, self.wanted)
+        self.count = 0
+
+    def header(self) -> str:
+        if self.fmt == "json":
+            return "["
+        if self.fmt == "tsv":
+            return "\t".join(self.names) + "\n"
+        if self.fmt == "csv":
+            return _csv_text([self.names])
+        return ""
+
+    def lines(self, chunk: list[tuple]) -> str:
+        if not chunk:
+            return ""
+        if self._project is not None:
+            chunk = self._project(chunk)
+        fmt, first = self.fmt, self.count == 0
+        self.count += len(chunk)
+        if fmt == "tsv":
+            if not self.names:
+                return "\n" * len(chunk)
+            return "\n".join(map("\t".join, zip(*map(_tsv_column, zip(*chunk))))) + "\n"
+        if fmt == "json":
+            return ("\n" if first else ",\n") + ",\n".join(_json_lines(chunk, self.wanted))
+        if fmt == "jsonl":
+            return "\n".join(_json_lines(chunk, self.wanted)) + "\n"
+        if fmt == "csv":
+            return _csv_text(_csv_rows(chunk))
+        values = [row[0] for row in chunk]  # ids
+        if not all(type(v) is str for v in values):
+            values = list(map(_plain, values))
+        return "\n".join(values) + "\n"
+
+    def footer(self) -> str:
+        if self.fmt == "json":
+            return "\n]\n" if self.count else "]\n"
+        return ""
+
+
+def _csv_text(rows) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
 
 
 CHUNK = 2000  # rows per write
@@ -197,29 +224,33 @@ def _chunks(rows, size: int = CHUNK):
 
 
 def _tuple_chunks(rows, wanted: list[str], fields):
-    """Chunks of rows as tuples of the `wanted` values, in that order."""
-    if fields is None:  # dicts
-        if len(wanted) == 1:
-            name = wanted[0]
-            for chunk in _chunks(rows):
-                yield [(row.get(name),) for row in chunk]
-            return
-        for chunk in _chunks(rows):
-            yield [tuple([row.get(n) for n in wanted]) for row in chunk]
-        return
-    fields = list(fields)
-    if fields == wanted:
+    """Chunks of rows: dicts (no `fields`) as tuples of the `wanted` values,
+    tuples as they come (a LineWriter given `fields` picks the wanted ones)."""
+    if fields is not None:
         yield from _chunks(rows)
         return
+    if len(wanted) == 1:
+        name = wanted[0]
+        for chunk in _chunks(rows):
+            yield [(row.get(name),) for row in chunk]
+        return
+    for chunk in _chunks(rows):
+        yield [tuple([row.get(n) for n in wanted]) for row in chunk]
+
+
+def _projection(fields, wanted: list[str]):
+    """A function turning tuples of `fields` into tuples of the `wanted`
+    values (None for a field they lack), or None when they are the same."""
+    fields = list(fields)
+    if fields == wanted:
+        return None
     positions = [fields.index(n) if n in fields else None for n in wanted]
     if None in positions:
-        for chunk in _chunks(rows):
-            yield [tuple([None if i is None else row[i] for i in positions]) for row in chunk]
-        return
+        return lambda chunk: [tuple([None if i is None else row[i] for i in positions]) for row in chunk]
     pick = operator.itemgetter(*positions)
-    single = len(positions) == 1
-    for chunk in _chunks(rows):
-        yield [(pick(row),) for row in chunk] if single else list(map(pick, chunk))
+    if len(positions) == 1:
+        return lambda chunk: [(pick(row),) for row in chunk]
+    return lambda chunk: list(map(pick, chunk))
 
 
 def _json_lines(chunk: list[tuple], names: list[str]) -> list[str]:
@@ -239,17 +270,24 @@ def _csv_rows(chunk: list[tuple]):
 def _tsv_column(values: tuple) -> list[str] | tuple:
     """One column of a chunk as TSV cells."""
     kinds = set(map(type, values))
-    if kinds == {str}:
+    if kinds <= _TEXTS:
+        if kinds != _STR:
+            values = [v or "" for v in values]  # NULL is empty
         text = "".join(values)
         if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
             return list(map(_tsv_escape, values))
         return values
     if kinds <= _NUMBERS:
         return list(map(str, values))
+    if kinds <= _NULLABLE_NUMBERS:
+        return ["" if v is None else str(v) for v in values]
     return list(map(_tsv_cell, values))
 
 
+_STR = {str}
+_TEXTS = {str, type(None)}
 _NUMBERS = {int, float}
+_NULLABLE_NUMBERS = {int, float, type(None)}
 
 
 def _console(out, color: bool):

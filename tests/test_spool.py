@@ -1,5 +1,7 @@
 """The spool of changed rows: kept in order, counted once committed, flat in memory."""
 
+import io
+
 import pytest
 
 from nitejarctl import spool as spool_module
@@ -63,3 +65,76 @@ def test_rows_of_a_rolled_back_transaction_are_dropped(db):
         assert [r[0] for r in spool.rows()] == ["kept", "next"]
         assert spool.count == 2
     assert IdempotencyKey.select().count() == 0
+
+
+def test_with_a_writer_the_spool_holds_the_lines_and_prints_them():
+    from nitejarctl.output import Column
+    from nitejarctl.spool import for_format
+
+    columns = ["id", Column("n", "int"), "gone"]
+    for fmt, expected in [
+        ("tsv", "id\tn\tgone\na\t1\t\nb\t2\t\n"),
+        ("json", '[\n{"id":"a","n":1,"gone":null},\n{"id":"b","n":2,"gone":null}\n]\n'),
+        ("ids", "a\nb\n"),
+    ]:
+        with for_format(("id", "x", "n"), columns, fmt) as spool:
+            spool.add([("a", "not printed", 1)])
+            spool.add([("b", "not printed", 2)])
+            out = io.StringIO()
+            assert spool.write_to(out) == 2
+            assert out.getvalue() == expected
+            with pytest.raises(TypeError):
+                next(spool.rows())
+    with for_format(("id",), ["id"], "json") as spool:
+        out = io.StringIO()
+        assert spool.write_to(out) == 0 and out.getvalue() == "[]\n"
+
+
+def test_printing_goes_through_the_text_layer_of_a_stream_in_another_encoding(monkeypatch):
+    from nitejarctl.spool import for_format
+
+    monkeypatch.setattr(spool_module, "MEMORY_LIMIT", 100)
+    binary = io.BytesIO()
+    out = io.TextIOWrapper(binary, encoding="utf-16", newline="")
+    with for_format(("id",), ["id"], "ids") as spool:
+        spool.add([("é😄" * 30,) for _ in range(50)])  # multi-byte characters across copy chunks
+        spool.write_to(out)
+    out.flush()
+    assert binary.getvalue().decode("utf-16") == ("é😄" * 30 + "\n") * 50
+
+
+def test_for_a_table_only_the_first_rows_are_kept():
+    from nitejarctl.spool import for_format
+
+    with for_format(("id",), ["id"], "table", keep=3) as spool:
+        spool.add([("a",), ("b",)])
+        spool.add([("c",), ("d",)])
+        spool.add([("e",)])
+        assert spool.count == 5
+        assert list(spool.rows()) == [("a",), ("b",), ("c",)]
+
+
+def test_lines_are_formatted_only_once_the_transaction_commits(db):
+    from nitejarctl.output import LineWriter
+
+    formatted = []
+
+    class Writer(LineWriter):
+        def lines(self, chunk):
+            formatted.append(len(chunk))
+            return super().lines(chunk)
+
+    with Spool(("id",), db, writer=Writer(["id"], "ids")) as spool:
+        with db.atomic():
+            spool.add([("a",), ("b",)])
+            assert formatted == []  # nothing done while the write lock is held
+        assert formatted == [2]
+        with pytest.raises(RuntimeError):
+            with db.atomic():
+                spool.add([("lost",)])
+                raise RuntimeError("batch failed")
+        with db.atomic():
+            spool.add([("c",)])
+        out = io.StringIO()
+        spool.write_to(out)
+    assert out.getvalue() == "a\nb\nc\n" and formatted == [2, 1]

@@ -82,10 +82,9 @@ def idempotency_prune(settings, older_than, dry_run, yes):
       nitejarctl idempotency prune --older-than 30d --dry-run
       nitejarctl idempotency prune --older-than 30d --yes -o ids
     """
-    from nitejarctl.cli.memories import confirm_or_abort, progress, report, spooled
+    from nitejarctl.cli.memories import confirm_or_abort, progress, report, spool, spooled
     from nitejarctl.db import now, stream
     from nitejarctl.repositories import idempotency as repo
-    from nitejarctl.spool import Spool
 
     if not (yes or dry_run or _interactive()):
         raise UsageProblem("refusing to delete without --yes when not on a terminal")
@@ -100,11 +99,10 @@ def idempotency_prune(settings, older_than, dry_run, yes):
         total = repo.count(db, cutoff=cutoff)
         if total:
             confirm_or_abort(settings, f"Delete {_keys(total)}?", yes)
-    with Spool(repo.COLUMNS, db) as spool:
+    with spool(settings, repo.COLUMNS, _columns(), db, id_field="key") as pruned:
         with progress(settings, "pruning", lambda: bar.completed + repo.count(db, cutoff=cutoff)) as bar:
-            n = spooled(settings, spool, lambda: repo.prune(db, cutoff, spool, progress=bar.update), "pruned")
-        report(settings, spool.rows(), _columns(), "pruned", n=n, noun=noun, id_field="key",
-               fields=spool.columns)
+            n = spooled(settings, pruned, lambda: repo.prune(db, cutoff, pruned, progress=bar.update), "pruned")
+        report(settings, pruned, _columns(), "pruned", n=n, noun=noun, id_field="key")
 
 
 def _interactive() -> bool:

@@ -124,22 +124,37 @@ def _unique(ids) -> list[str]:
 
 
 def report(settings, rows, columns, verb: str, *, n: int | None = None, dry_run=False,
-           noun=("memory", "memories"), id_field: str = "id", fields=None) -> int:
+           noun=("memory", "memories"), id_field: str = "id") -> int:
     """Changed rows on stdout (a table shows the first 100), then one summary
-    line on stderr ("decayed 3 memories"). `n` is counted from `rows` when
-    not given. `rows` are dicts, or tuples of the `fields` named."""
+    line on stderr ("decayed 3 memories"). `rows` are dicts, or a spool of
+    them; `n` is counted from `rows` when not given."""
     import itertools
 
-    rows = iter(rows)
+    from nitejarctl.spool import Spool
+
     limit = effective_limit(settings, None)
-    shown = settings.emit(rows if limit is None else itertools.islice(rows, limit), columns,
-                          id_field=id_field, fields=fields)
-    if n is None:
-        n = shown + sum(1 for _ in rows)
+    if isinstance(rows, Spool):
+        shown = rows.write_to(sys.stdout) if rows.writer else settings.emit(
+            itertools.islice(rows.rows(), limit), columns, id_field=id_field, fields=rows.columns)
+        n = rows.count if n is None else n
+    else:
+        rows = iter(rows)
+        shown = settings.emit(rows if limit is None else itertools.islice(rows, limit), columns,
+                              id_field=id_field)
+        if n is None:
+            n = shown + sum(1 for _ in rows)
     if shown < n:
         settings.info(f"… {n - shown} more not shown (-o tsv or -o json shows all)")
     settings.info(f"{verb} {n} {noun[0] if n == 1 else noun[1]}" + (" (dry run)" if dry_run else ""))
     return n
+
+
+def spool(settings, fields, columns, db, *, id_field: str = "id"):
+    """Where a bulk change's rows wait for the end of the change (nitejarctl.spool)."""
+    from nitejarctl.spool import for_format
+
+    return for_format(fields, columns, settings.fmt, db, id_field=id_field,
+                      keep=effective_limit(settings, None))
 
 
 def confirm_or_abort(settings, question: str, yes: bool) -> None:
@@ -369,7 +384,6 @@ def memories_decay(settings, agent, rate, dry_run):
     """
     from nitejarctl.db import now
     from nitejarctl.repositories import memories as repo
-    from nitejarctl.spool import Spool
 
     db = settings.database()
     plan = repo.decay_plan(db, agent_id=_agent_id(db, agent), rate=rate)
@@ -379,11 +393,11 @@ def memories_decay(settings, agent, rate, dry_run):
         report(settings, repo.decay_preview(db, plan, at), columns, "would decay",
                dry_run=True)
         return
-    with Spool(repo.DECAY_COLUMNS, db) as spool:
+    with spool(settings, repo.DECAY_COLUMNS, columns, db) as changed:
         with progress(settings, "decaying") as bar:
-            n = spooled(settings, spool, lambda: repo.decay(db, plan, at, spool, progress=bar.update),
+            n = spooled(settings, changed, lambda: repo.decay(db, plan, at, changed, progress=bar.update),
                         "decayed")
-        report(settings, spool.rows(), columns, "decayed", n=n, fields=spool.columns)
+        report(settings, changed, columns, "decayed", n=n)
 
 
 @memories.command(name="prune")
@@ -412,7 +426,6 @@ def memories_prune(settings, agent, below, keep, dry_run, yes):
       nitejarctl memories prune --agent ops -y -o json
     """
     from nitejarctl.repositories import memories as repo
-    from nitejarctl.spool import Spool
 
     _refuse_unless_confirmable(yes, dry_run)
     db = settings.database()
@@ -426,11 +439,10 @@ def memories_prune(settings, agent, below, keep, dry_run, yes):
     try:
         if plan.count:
             confirm_or_abort(settings, f"Delete {_plural(plan.count)}?", yes)
-        with Spool(repo.PRUNE_COLUMNS, db) as spool:
+        with spool(settings, repo.PRUNE_COLUMNS, columns, db) as pruned:
             with progress(settings, "pruning", plan.count) as bar:
-                n = spooled(settings, spool, lambda: plan.execute(spool, progress=bar.update), "pruned")
-            rows = spool.rows() if settings.fmt != "table" else _for_display(settings, spool.dicts())
-            report(settings, rows, columns, "pruned", n=n,
-                   fields=spool.columns if settings.fmt != "table" else None)
+                n = spooled(settings, pruned, lambda: plan.execute(pruned, progress=bar.update), "pruned")
+            rows = _for_display(settings, pruned.dicts()) if settings.fmt == "table" else pruned
+            report(settings, rows, columns, "pruned", n=n)
     finally:
         plan.close()

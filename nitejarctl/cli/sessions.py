@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from nitejarctl.cli import completers
@@ -167,16 +169,21 @@ def _plural(n: int, noun: str = "session") -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _report(settings, rows, n: int, verb: tuple, *, dry_run: bool, tail: str = "", fields=None) -> None:
+def _report(settings, rows, n: int, verb: tuple, *, dry_run: bool, tail: str = "") -> None:
     """The changed rows on stdout, one summary line on stderr. `verb` is
     (present, past[, suffix]): ("mark", "marked", " as error"). `rows` are
-    dicts, or tuples of the `fields` named."""
+    dicts, or a spool of them."""
     if n or settings.fmt != "table":
         import itertools
 
+        from nitejarctl.spool import Spool
+
         limit = effective_limit(settings, None)
-        shown = settings.emit(rows if limit is None else itertools.islice(rows, limit), _columns(),
-                              fields=fields)
+        if isinstance(rows, Spool):
+            shown = rows.write_to(sys.stdout) if rows.writer else settings.emit(
+                itertools.islice(rows.rows(), limit), _columns(), fields=rows.columns)
+        else:
+            shown = settings.emit(rows if limit is None else itertools.islice(rows, limit), _columns())
         if shown < n:
             settings.info(f"… {n - shown} more not shown (-o tsv or -o json shows all)")
     present, past, suffix = (*verb, "")[:3]
@@ -197,10 +204,11 @@ def _bulk(settings, change, verb, *, dry_run: bool, remaining=None) -> None:
     changes in the spool, then report them. `remaining()` counts the rows
     still to change, for the progress bar's total."""
     from nitejarctl.repositories import sprite_sessions as repo
-    from nitejarctl.spool import Spool
+    from nitejarctl.spool import for_format
 
     db = settings.database()
-    with Spool([f.name for f in repo.fields(db)], db) as spool:
+    fields = [f.name for f in repo.fields(db)]
+    with for_format(fields, _columns(), settings.fmt, db, keep=effective_limit(settings, None)) as spool:
         total = None if remaining is None else (lambda: bar.completed + remaining())
         with _progress(settings, "closing" if verb[0] == "close" else "deleting", total) as bar:
             try:
@@ -210,7 +218,7 @@ def _bulk(settings, change, verb, *, dry_run: bool, remaining=None) -> None:
                     settings.warn(f"{verb[1]} {_plural(spool.count)} before the error "
                                   "(each batch commits on its own)")
                 raise
-        _report(settings, spool.rows(), n, verb, dry_run=dry_run, fields=spool.columns)
+        _report(settings, spool, n, verb, dry_run=dry_run)
 
 
 def _by_ids(settings, change, ids, verb, already: str, *, dry_run: bool, ignore_missing: bool) -> None:

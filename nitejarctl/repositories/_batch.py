@@ -38,9 +38,9 @@ from peewee import SQL, PeeweeException, fn
 
 from nitejarctl.db import dialect
 
-DEFAULT_BATCH = 5000
+DEFAULT_BATCH = 20_000
 MIN_BATCH = 500
-MAX_BATCH = 200_000
+MAX_BATCH = 100_000
 TARGET_SECONDS = 0.3
 WAL_TARGET_BYTES = 256 << 20
 FIRST_CHECKPOINT_SECONDS = 1.0
