@@ -110,9 +110,9 @@ MAINTENANCE = [
 ]
 
 
-def run_command(args, db: str) -> dict:
+def run_command(args, db: str, *extra) -> dict:
     started = time.time()
-    done = subprocess.run([*nitejarctl(), *args, "-d", db, "-q", "-o", "ids"], capture_output=True,
+    done = subprocess.run([*nitejarctl(), *args, "-d", db, "-q", "-o", "ids", *extra], capture_output=True,
                           text=True, timeout=900)
     return {"args": args, "code": done.returncode, "stderr": done.stderr, "ids": done.stdout.split(),
             "start": started, "end": time.time()}
@@ -194,8 +194,11 @@ def test_all_four_at_once_beside_a_nitejar_writer(generated, tmp_path):
         time.sleep(0.5)
         from concurrent.futures import ThreadPoolExecutor
 
+        # Each of the four waits for the other three's batches as well as for nitejar's
+        # writes: like an operator running several at once, give them a longer busy
+        # timeout. nitejar's writer keeps its 5 s.
         with ThreadPoolExecutor(len(MAINTENANCE)) as pool:
-            runs = list(pool.map(lambda args: run_command(args, db), MAINTENANCE))
+            runs = list(pool.map(lambda args: run_command(args, db, "--busy-timeout", "60"), MAINTENANCE))
         time.sleep(0.3)
     finally:
         written = writer.stop()
