@@ -72,6 +72,8 @@ def test_sqlite_connection_checkpoints_itself_and_restores_its_settings(sqlite_u
         assert events[1] == "checkpoint"  # its own, between batches
         assert events[-1] == "checkpoint"  # and one at the end
         assert _pragmas(db) == before
+        assert os.path.getsize(sqlite_url + "-wal") == 0  # and the WAL file given back
+        assert db.execute_sql("PRAGMA busy_timeout").fetchone()[0] == 5000
     finally:
         db.close()
 
@@ -109,4 +111,25 @@ def test_no_wal_no_changed_settings(tmp_path):
         assert seen == [before] and _pragmas(db) == before
         assert not os.path.exists(path + "-wal") or os.path.getsize(path + "-wal") == 0
     finally:
+        db.close()
+
+
+def test_a_reader_keeps_the_wal_and_nobody_waits(sqlite_url):
+    import sqlite3
+    import time
+
+    db = open_database(parse_url(sqlite_url))
+    reader = sqlite3.connect(sqlite_url, isolation_level=None)
+    try:
+        keys(2000)
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT count(*) FROM idempotency_keys").fetchone() == (2000,)
+        started = time.monotonic()
+        assert _batch.in_batches(db, K, K.created_at >= 0, lambda c: K.delete().where(c).execute()) == 2000
+        assert time.monotonic() - started < 2  # the busy timeout is 5 s: no wait for the reader
+        assert os.path.getsize(sqlite_url + "-wal") > 0  # still in use by the reader's snapshot
+        assert reader.execute("SELECT count(*) FROM idempotency_keys").fetchone() == (2000,)
+        reader.execute("COMMIT")
+    finally:
+        reader.close()
         db.close()

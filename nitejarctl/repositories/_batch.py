@@ -165,7 +165,20 @@ def _bulk_connection(db):
 def _restore(db, autocheckpoint, cache) -> None:
     db.execute_sql(f"PRAGMA cache_size = {int(cache)}")
     db.execute_sql(f"PRAGMA wal_autocheckpoint = {int(autocheckpoint)}")
-    _checkpoint(db)
+    if _checkpoint(db) > 0:
+        _truncate_wal(db)
+
+
+def _truncate_wal(db) -> None:
+    """Give the disk space of a WAL the change grew back, if nobody is using
+    it right now: a TRUNCATE checkpoint with no busy wait (after the PASSIVE
+    one there is nothing left to copy), which otherwise just gives up."""
+    timeout = _pragma(db, "busy_timeout")
+    db.execute_sql("PRAGMA busy_timeout = 0")
+    try:
+        db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        db.execute_sql(f"PRAGMA busy_timeout = {int(timeout)}")
 
 
 def _pragma(db, name: str):
