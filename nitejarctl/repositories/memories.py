@@ -503,26 +503,52 @@ def _per_agent(rules: PruneRules, attribute: str):
                           for r, ids in rules.special.items()], default)
 
 
+def _keep_of(rules: PruneRules, agent_id: str) -> int:
+    for rule, ids in rules.special.items():
+        if agent_id in ids:
+            return rule.keep
+    return rules.default.keep
+
+
+def _over_the_limit(db, rules: PruneRules) -> list[str]:
+    """The agents with more memories than their limit (one pass over the
+    agent index): only theirs need ranking."""
+    query = M.select(M.agent_id, fn.COUNT(M.id)).group_by(M.agent_id)
+    if rules.agent_id is not None:
+        query = query.where(M.agent_id == rules.agent_id)
+    return sorted(agent for agent, n in query.tuples() if n > _keep_of(rules, agent))
+
+
 def _victims(db, rules: PruneRules, *, ids: bool = False):
     """(k, accessed, reason[, id]) of the memories prune deletes (k: the batch key).
 
-    One window over every agent's memories: the rank within the agent puts
-    the permanent ones first, then the strongest, most recently used first
-    among equals."""
+    A window over the memories of each agent past its limit: the rank within
+    the agent puts the permanent ones first, then the strongest, most
+    recently used first among equals; those ranked past the limit go, and
+    the weak ones. The other agents' memories need no rank (they are all
+    within the limit): of them only the weak ones go."""
+    over = _over_the_limit(db, rules)
+    extra = [M.id] if ids else []
+    scope = SQL("1 = 1") if rules.agent_id is None else (M.agent_id == rules.agent_id)
+    weak = (M.select(batch_key(db, M).alias("k"), fn.COALESCE(M.last_accessed_at, 0).alias("accessed"),
+                     _per_agent(rules, "below_reason").alias("reason"), *extra)
+            .where(scope & (M.permanent == 0) & (M.strength < _per_agent(rules, "below"))))
+    if not over:
+        return weak
     rank = fn.ROW_NUMBER().over(
         partition_by=[M.agent_id],
         order_by=[M.permanent.desc(), M.strength.desc(),
                   fn.COALESCE(M.last_accessed_at, M.created_at).desc(), M.created_at.desc(), M.id])
-    ranked = M.select(batch_key(db, M).alias("k"), *([M.id] if ids else []), M.permanent, M.strength,
-                      fn.COALESCE(M.last_accessed_at, 0).alias("accessed"), rank.alias("rn"),
-                      *[_per_agent(rules, a).alias(a)
-                        for a in ("below", "keep", "below_reason", "keep_reason")])
-    if rules.agent_id is not None:
-        ranked = ranked.where(M.agent_id == rules.agent_id)
+    ranked = (M.select(batch_key(db, M).alias("k"), *extra, M.permanent, M.strength,
+                       fn.COALESCE(M.last_accessed_at, 0).alias("accessed"), rank.alias("rn"),
+                       *[_per_agent(rules, a).alias(a)
+                         for a in ("below", "keep", "below_reason", "keep_reason")])
+              .where(M.agent_id.in_(over)))
     r = ranked.alias("ranked")
     reason = pw.Case(None, [(r.c.strength < r.c.below, r.c.below_reason)], r.c.keep_reason)
-    return (pw.Select([r], [r.c.k, r.c.accessed, reason.alias("reason"), *([r.c.id] if ids else [])])
-            .where((r.c.permanent == 0) & ((r.c.strength < r.c.below) | (r.c.rn > r.c.keep))))
+    ranked_victims = (pw.Select([r], [r.c.k, r.c.accessed, reason.alias("reason"), *([r.c.id] if ids else [])])
+                      .where((r.c.permanent == 0) & ((r.c.strength < r.c.below) | (r.c.rn > r.c.keep))))
+    return ranked_victims + weak.where(M.agent_id.not_in(over))  # UNION ALL
 
 
 def prune_preview(db, rules: PruneRules):
@@ -555,8 +581,9 @@ def _victims_model(db):
 
 
 class PrunePlan:
-    """The memories to delete, ranked once (a window over each agent's
-    memories) into a temporary table, in key order; the deletion then walks
+    """The memories to delete, ranked once (a window over the memories of
+    each agent past its limit) into a temporary table keyed by the memories'
+    batch key; the deletion then walks
     that list in key-range batches, so its work grows with the victims, not
     with the table. Building it writes nothing to the database proper."""
 
@@ -566,7 +593,8 @@ class PrunePlan:
         v.drop_table(safe=True)
         v.create_table(temporary=True)
         p = _victims(db, rules).alias("p")
-        self.count = v.insert_from(pw.Select([p], [p.c.k, p.c.accessed, p.c.reason]),
+        # In key order: appended to the victims' b-tree rather than inserted all over it.
+        self.count = v.insert_from(pw.Select([p], [p.c.k, p.c.accessed, p.c.reason]).order_by(p.c.k),
                                    [v.k, v.accessed, v.reason]).as_rowcount().execute()
 
     def execute(self, spool: Spool | None = None, *, progress=None) -> int:
