@@ -38,7 +38,7 @@ from peewee import SQL, PeeweeException, fn
 
 from nitejarctl.db import dialect
 
-DEFAULT_BATCH = 20_000
+DEFAULT_BATCH = 10_000
 MIN_BATCH = 500
 MAX_BATCH = 100_000
 TARGET_SECONDS = 0.3
