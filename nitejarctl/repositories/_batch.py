@@ -22,9 +22,12 @@ wrote), and once more at the end. The checkpoints are PASSIVE: they never
 hold the write lock nor wait for readers, and they run between batches, so
 nitejar's writers never wait on them; the WAL stays bounded (about the size
 a single statement doing the whole change would leave), and the last one
-leaves nothing for the next writer to copy. The connection's page cache is raised to
-BULK_CACHE_KIB meanwhile, so that a batch's index pages stay in memory until
-its commit. Both settings are the connection's own and are restored.
+leaves nothing for the next writer to copy. The connection's page cache is
+raised to BULK_CACHE_KIB meanwhile, so that a batch's index pages stay in
+memory until its commit. Both settings are the connection's own and are
+restored. At the end, if no reader is using the WAL, it is truncated: a
+large change does not leave a large file behind while nitejar keeps the
+database open.
 """
 
 from __future__ import annotations
@@ -67,8 +70,8 @@ def in_batches(db, model, where, apply: Callable[[object], int], *,
     size = batch_size
     with _bulk_connection(db) as committed:
         while True:
-            started = time.monotonic()
             with db.atomic():
+                started = time.monotonic()  # the write lock is ours from here to the commit
                 upper = _next_upper(model, key, where, last, size)
                 if upper is None:
                     return total
