@@ -17,8 +17,8 @@ which for a batched change means writing and syncing, for every batch, every
 index page it touched — with random keys (uuids) nearly the same pages each
 time, so a million-row change would write its indexes a hundred times over.
 While a bulk change runs, its own connection instead checkpoints once the
-WAL holds about WAL_TARGET_BYTES (judged by the frames the previous interval
-wrote), and once more at the end. The checkpoints are PASSIVE: they never
+WAL holds about WAL_TARGET_BYTES (seen from the file's growth, or judged by
+the frames the previous interval wrote), and once more at the end. The checkpoints are PASSIVE: they never
 hold the write lock nor wait for readers, and they run between batches, so
 nitejar's writers never wait on them; the WAL stays bounded (about the size
 a single statement doing the whole change would leave), and the last one
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import operator
+import os
 import time
 from collections.abc import Callable, Sequence
 
@@ -46,7 +47,7 @@ MIN_BATCH = 500
 MAX_BATCH = 100_000
 TARGET_SECONDS = 0.3
 WAL_TARGET_BYTES = 256 << 20
-FIRST_CHECKPOINT_SECONDS = 1.0
+FIRST_CHECKPOINT_SECONDS = 4.0  # unless the WAL file grew past WAL_TARGET_BYTES before
 MAX_CHECKPOINT_SECONDS = 10.0
 BULK_CACHE_KIB = 128 * 1024
 
@@ -140,18 +141,20 @@ def _bulk_connection(db):
         return
     autocheckpoint, cache = _pragma(db, "wal_autocheckpoint"), _pragma(db, "cache_size")
     frame = _pragma(db, "page_size") + 24
-    pending, every = 0.0, FIRST_CHECKPOINT_SECONDS
+    wal = _wal_file(db)
+    pending, every, since = 0.0, FIRST_CHECKPOINT_SECONDS, _size(wal)
 
     def committed(seconds: float) -> None:
-        # Checkpoint once the WAL holds about WAL_TARGET_BYTES, judging by how
-        # many frames the previous interval's batches wrote per second.
-        nonlocal pending, every
+        # Checkpoint once the WAL holds about WAL_TARGET_BYTES: seen from the
+        # file's growth while it grows, else judged by how many frames the
+        # previous interval's batches wrote per second of transaction.
+        nonlocal pending, every, since
         pending += seconds
-        if pending >= every:
+        if pending >= every or _size(wal) - since >= WAL_TARGET_BYTES:
             frames = _checkpoint(db)
             if frames > 0:
                 every = min(MAX_CHECKPOINT_SECONDS, max(TARGET_SECONDS, pending * WAL_TARGET_BYTES / (frames * frame)))
-            pending = 0.0
+            pending, since = 0.0, _size(wal)
 
     db.execute_sql("PRAGMA wal_autocheckpoint = 0")
     if _cache_kib(db, cache) < BULK_CACHE_KIB:
@@ -182,6 +185,18 @@ def _truncate_wal(db) -> None:
         db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     finally:
         db.execute_sql(f"PRAGMA busy_timeout = {int(timeout)}")
+
+
+def _wal_file(db) -> str | None:
+    path = next((row[2] for row in db.execute_sql("PRAGMA database_list") if row[1] == "main"), "")
+    return path + "-wal" if path else None
+
+
+def _size(path: str | None) -> int:
+    try:
+        return os.path.getsize(path) if path else 0
+    except OSError:
+        return 0
 
 
 def _pragma(db, name: str):
