@@ -18,16 +18,16 @@ index page it touched — with random keys (uuids) nearly the same pages each
 time, so a million-row change would write its indexes a hundred times over.
 While a bulk change runs, its own connection instead checkpoints once the
 WAL holds about WAL_TARGET_BYTES (seen from the file's growth, or judged by
-the frames the previous interval wrote), and once more at the end. The checkpoints are PASSIVE: they never
-hold the write lock nor wait for readers, and they run between batches, so
-nitejar's writers never wait on them; the WAL stays bounded (about the size
-a single statement doing the whole change would leave), and the last one
-leaves nothing for the next writer to copy. The connection's page cache is
-raised to BULK_CACHE_KIB meanwhile, so that a batch's index pages stay in
-memory until its commit. Both settings are the connection's own and are
-restored. At the end, if no reader is using the WAL, it is truncated: a
-large change does not leave a large file behind while nitejar keeps the
-database open.
+the frames the previous interval wrote), and once more at the end. The
+checkpoints are PASSIVE: they never hold the write lock nor wait for
+readers, and they run between batches, so nitejar's writers never wait on
+them; the WAL stays bounded (about the size a single statement doing the
+whole change would leave), and the last one leaves nothing for the next
+writer to copy. The connection's page cache is raised to BULK_CACHE_KIB
+meanwhile, so that a batch's index pages stay in memory until its commit.
+Both settings are the connection's own and are restored. At the end, if no
+reader is using the WAL, it is truncated: a large change does not leave a
+large file behind while nitejar keeps the database open.
 """
 
 from __future__ import annotations
