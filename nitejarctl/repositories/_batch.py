@@ -73,7 +73,7 @@ def in_batches(db, model, where, apply: Callable[[object], int], *,
         while True:
             with db.atomic():
                 started = time.monotonic()  # the write lock is ours from here to the commit
-                upper = _next_upper(model, key, where, last, size)
+                upper, found = _next_upper(model, key, where, last, size)
                 if upper is None:
                     return total
                 condition = where & (key <= upper)
@@ -84,6 +84,8 @@ def in_batches(db, model, where, apply: Callable[[object], int], *,
             committed(seconds)
             if progress is not None:
                 progress(total)
+            if found < size:  # that was the last of them: no need to look further
+                return total
             last = upper
             size = _next_size(size, seconds)
 
@@ -114,12 +116,13 @@ HAND_OVER = 5000  # rows handed to a sink at a time
 
 
 def _next_upper(model, key, where, last, size: int):
-    """The key of the `size`-th row `where` selects after `last` (or of the last one)."""
+    """The key of the `size`-th row `where` selects after `last` (or of the
+    last one), and how many there are up to it."""
     keys = model.select(key.alias("k")).where(where)
     if last is not None:
         keys = keys.where(key > last)
     keys = keys.order_by(key).limit(size)
-    return model.select(fn.MAX(SQL("k"))).from_(keys.alias("batch")).scalar()
+    return model.select(fn.MAX(SQL("k")), fn.COUNT(SQL("*"))).from_(keys.alias("batch")).tuples().get()
 
 
 def _next_size(size: int, seconds: float) -> int:
