@@ -33,6 +33,7 @@ large file behind while nitejar keeps the database open.
 from __future__ import annotations
 
 import contextlib
+import functools
 import operator
 import os
 import time
@@ -73,6 +74,8 @@ def in_batches(db, model, where, apply: Callable[[object], int], *,
         while True:
             with db.atomic():
                 started = time.monotonic()  # the write lock is ours from here to the commit
+                ended: list[float] = []
+                db.after_commit(functools.partial(_now_into, ended))  # before any callback of apply's
                 upper, found = _next_upper(model, key, where, last, size)
                 if upper is None:
                     return total
@@ -80,7 +83,7 @@ def in_batches(db, model, where, apply: Callable[[object], int], *,
                 if last is not None:
                     condition = condition & (key > last)
                 total += apply(condition)
-            seconds = time.monotonic() - started
+            seconds = (ended[0] if ended else time.monotonic()) - started
             committed(seconds)
             if progress is not None:
                 progress(total)
@@ -88,6 +91,10 @@ def in_batches(db, model, where, apply: Callable[[object], int], *,
                 return total
             last = upper
             size = _next_size(size, seconds)
+
+
+def _now_into(times: list) -> None:
+    times.append(time.monotonic())
 
 
 def returning(db, query, model, columns: Sequence, sink: Callable[[list], None]) -> int:
