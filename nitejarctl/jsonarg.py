@@ -154,3 +154,14 @@ def parse_stored(text):
         return loads(text)
     except ValueError:
         return text
+
+
+def parse_config_edits(config_text: str | None, sets=(), unsets=()) -> dict | None:
+    """Check --config, --set and --unset before anything is opened: the parsed
+    replacement config (None when --config is not given); usage errors otherwise."""
+    config = None if config_text is None else parse_object(config_text, "--config")
+    for text in sets:
+        parse_assignment(text, "--set")
+    for key in unsets:
+        parse_path(key, "--unset")
+    return config

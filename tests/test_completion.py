@@ -135,18 +135,23 @@ def test_completion_is_silent_without_database(tmp_path):
     assert proc.returncode == 0 and values == [] and "pw" not in proc.stderr.replace("LOADED", "")
 
 
-def test_completion_of_agents_integrations_jobs_and_work_items(sqlite_url):
+def test_completion_of_agents_integrations_jobs_work_items_and_summaries(sqlite_url):
     _bind(sqlite_url)
     a = f.agent("alpha-agent", id="agent-id-1")
     i = f.integration("telegram", "tg-main", id="int-1")
     wi = f.work_item("tg:chat-9", id="wi-1")
     f.job(wi["id"], a["id"], id="job-1")
+    f.summary("tg:chat-9", a["id"], id="sum-1")
     cases = [("nitejarctl agents show al", 3, ["alpha-agent"]),
              ("nitejarctl agents link alpha-agent in", 4, [i["id"]]),
              ("nitejarctl integrations disable int", 3, ["int-1"]),
              ("nitejarctl jobs show jo", 3, ["job-1"]),
              ("nitejarctl jobs list --work-item wi", 4, ["wi-1"]),
-             ("nitejarctl work-items list --session-key tg:", 4, ["tg:chat-9"])]
+             ("nitejarctl work-items list --session-key tg:", 4, ["tg:chat-9"]),
+             ("nitejarctl compaction show su", 3, ["sum-1"]),
+             ("nitejarctl compaction delete sum-1 su", 4, ["sum-1"]),
+             ("nitejarctl compaction run --agent al", 4, ["alpha-agent"]),
+             ("nitejarctl compaction idle --session-key tg:", 4, ["tg:chat-9"])]
     for words, cword, expected in cases:
         proc, values, loaded = _complete(words, cword, sqlite_url)
         assert (words, values, loaded) == (words, expected, [])

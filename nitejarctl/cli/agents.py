@@ -185,11 +185,7 @@ def agents_update(settings, agent, name, status, sprite_id, config_text, sets, u
 
     _nonempty(name, "agent name")
     _nonempty(status, "status")
-    config = None if config_text is None else jsonarg.parse_object(config_text, "--config")
-    for text in sets:
-        jsonarg.parse_assignment(text, "--set")
-    for key in unsets:
-        jsonarg.parse_path(key, "--unset")
+    config = jsonarg.parse_config_edits(config_text, sets, unsets)
     if name is None and status is None and sprite_id is None and config is None \
             and not sets and not unsets:
         raise UsageProblem("nothing to update: give --name, --status, --sprite-id, --config, "

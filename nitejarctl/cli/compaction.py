@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from nitejarctl.cli import completers
 from nitejarctl.cli.context import pass_settings
 from nitejarctl.cli.options import (
     DURATION,
@@ -80,8 +81,8 @@ def compaction():
               help="Idle when the newest message is older than this.")
 @click.option("--all", "include_all", is_flag=True,
               help="Include compacted conversations too (adds the compacted field).")
-@click.option("--agent", metavar="ID|NAME", help="Conversations of this agent.")
-@click.option("--session-key", metavar="KEY", help="Conversations with this session key.")
+@click.option("--agent", metavar="ID|NAME", shell_complete=completers.agents, help="Conversations of this agent.")
+@click.option("--session-key", metavar="KEY", shell_complete=completers.session_keys, help="Conversations with this session key.")
 @limit_option
 @pass_settings
 def compaction_idle(settings, idle, include_all, agent, session_key, limit):
@@ -119,8 +120,8 @@ def compaction_idle(settings, idle, include_all, agent, session_key, limit):
 @compaction.command(name="run")
 @click.option("--idle", "idle", type=DURATION, default="30m", show_default=True, metavar="DURATION",
               help="Compact conversations whose newest message is older than this.")
-@click.option("--session-key", metavar="KEY", help="Only conversations with this session key.")
-@click.option("--agent", metavar="ID|NAME", help="Only conversations of this agent.")
+@click.option("--session-key", metavar="KEY", shell_complete=completers.session_keys, help="Only conversations with this session key.")
+@click.option("--agent", metavar="ID|NAME", shell_complete=completers.agents, help="Only conversations of this agent.")
 @click.option("--summarizer", metavar="CMD", callback=lambda ctx, param, value: _summarizer(value),
               help="Shell command that reads the transcript ('role: text' lines) on stdin "
                    "and prints the summary [default: nitejar's topic list].")
@@ -304,8 +305,8 @@ class Progress:
 
 
 @compaction.command(name="summaries")
-@click.option("--agent", metavar="ID|NAME", help="Summaries of this agent.")
-@click.option("--session-key", metavar="KEY", help="Summaries of this session key.")
+@click.option("--agent", metavar="ID|NAME", shell_complete=completers.agents, help="Summaries of this agent.")
+@click.option("--session-key", metavar="KEY", shell_complete=completers.session_keys, help="Summaries of this session key.")
 @limit_option
 @pass_settings
 def compaction_summaries(settings, agent, session_key, limit):
@@ -330,7 +331,7 @@ def compaction_summaries(settings, agent, session_key, limit):
 
 
 @compaction.command(name="show")
-@click.argument("summary_id", metavar="ID")
+@click.argument("summary_id", metavar="ID", shell_complete=completers.summary_ids)
 @pass_settings
 def compaction_show(settings, summary_id):
     """Show one session summary.
@@ -348,7 +349,7 @@ def compaction_show(settings, summary_id):
 
 
 @compaction.command(name="delete")
-@click.argument("ids", nargs=-1, required=True, metavar="ID...")
+@click.argument("ids", nargs=-1, required=True, metavar="ID...", shell_complete=completers.summary_ids)
 @dry_run_option
 @yes_option
 @ignore_missing_option

@@ -74,39 +74,25 @@ def _items(values, help_text=None):
     return [CompletionItem(v, help=help_text) for v in values]
 
 
-def session_ids(ctx, param, incomplete):
-    return _items(_rows(ctx, "sprite_sessions", "id", incomplete))
+def _column(table: str, column: str):
+    """A shell_complete callback offering the values of table.column."""
+    def complete(ctx, param, incomplete):
+        return _items(_rows(ctx, table, column, incomplete))
+
+    return complete
 
 
-def session_keys(ctx, param, incomplete):
-    return _items(_rows(ctx, "work_items", "session_key", incomplete))
-
-
-def sprite_session_keys(ctx, param, incomplete):
-    return _items(_rows(ctx, "sprite_sessions", "session_key", incomplete))
+session_ids = _column("sprite_sessions", "id")
+session_keys = _column("work_items", "session_key")
+sprite_session_keys = _column("sprite_sessions", "session_key")
+memory_ids = _column("agent_memories", "id")
+integration_ids = _column("integrations", "id")
+summary_ids = _column("session_summaries", "id")
+work_item_ids = _column("work_items", "id")
+job_ids = _column("jobs", "id")
 
 
 def agents(ctx, param, incomplete):
     names = _rows(ctx, "agents", "name", incomplete)
     ids = _rows(ctx, "agents", "id", incomplete) if len(names) < MAX_CANDIDATES else []
     return _items((names + ids)[:MAX_CANDIDATES])
-
-
-def memory_ids(ctx, param, incomplete):
-    return _items(_rows(ctx, "agent_memories", "id", incomplete))
-
-
-def integration_ids(ctx, param, incomplete):
-    return _items(_rows(ctx, "integrations", "id", incomplete))
-
-
-def summary_ids(ctx, param, incomplete):
-    return _items(_rows(ctx, "session_summaries", "id", incomplete))
-
-
-def work_item_ids(ctx, param, incomplete):
-    return _items(_rows(ctx, "work_items", "id", incomplete))
-
-
-def job_ids(ctx, param, incomplete):
-    return _items(_rows(ctx, "jobs", "id", incomplete))

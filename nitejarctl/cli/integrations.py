@@ -153,11 +153,7 @@ def integrations_update(settings, integration, type_, name, scope, config_text, 
 
     for value, what in ((type_, "integration type"), (name, "integration name"), (scope, "scope")):
         _nonempty(value, what)
-    config = None if config_text is None else jsonarg.parse_object(config_text, "--config")
-    for text in sets:
-        jsonarg.parse_assignment(text, "--set")
-    for key in unsets:
-        jsonarg.parse_path(key, "--unset")
+    config = jsonarg.parse_config_edits(config_text, sets, unsets)
     if all(v is None for v in (type_, name, scope, config)) and not sets and not unsets:
         raise UsageProblem("nothing to update: give --type, --name, --scope, --config, --set "
                            "or --unset")
