@@ -52,16 +52,18 @@ def _pragmas(db):
     return tuple(db.execute_sql(f"PRAGMA {p}").fetchone()[0] for p in ("wal_autocheckpoint", "cache_size"))
 
 
-def test_sqlite_connection_checkpoints_itself_and_restores_its_settings(sqlite_url, monkeypatch):
+def test_sqlite_connection_checkpoints_in_the_background_and_restores_its_settings(sqlite_url, monkeypatch):
     db = open_database(parse_url(sqlite_url))
     try:
         assert db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
         before = _pragmas(db)
         keys(3000)
         events = []
-        checkpoint = _batch._checkpoint
-        monkeypatch.setattr(_batch, "_checkpoint", lambda d: events.append("checkpoint") or checkpoint(d))
-        monkeypatch.setattr(_batch, "FIRST_CHECKPOINT_SECONDS", 0.0)
+        checkpointer = _batch.Checkpointer
+        monkeypatch.setattr(checkpointer, "request",
+                            lambda self, request=checkpointer.request: events.append("request") or request(self))
+        monkeypatch.setattr(checkpointer, "finish",
+                            lambda self, finish=checkpointer.finish: events.append("finish") or finish(self))
 
         def apply(condition):
             events.append(_pragmas(db))
@@ -69,11 +71,47 @@ def test_sqlite_connection_checkpoints_itself_and_restores_its_settings(sqlite_u
 
         assert _batch.in_batches(db, K, K.created_at >= 0, apply, batch_size=500) == 3000
         assert events[0] == (0, -_batch.BULK_CACHE_KIB)  # no autocheckpoint meanwhile, a larger cache
-        assert events[1] == "checkpoint"  # its own, between batches
-        assert events[-1] == "checkpoint"  # and one at the end
+        assert events[1] == "request"  # a checkpoint as soon as the first batch committed
+        assert events.count("request") >= 2 and events[-1] == "finish"  # and one at the end
         assert _pragmas(db) == before
-        assert os.path.getsize(sqlite_url + "-wal") == 0  # and the WAL file given back
+        assert os.path.getsize(sqlite_url + "-wal") == 0  # everything copied, the WAL file given back
         assert db.execute_sql("PRAGMA busy_timeout").fetchone()[0] == 5000
+        assert db.execute_sql("PRAGMA integrity_check").fetchone() == ("ok",)
+    finally:
+        db.close()
+
+
+def test_checkpoints_space_out_once_the_change_is_no_longer_young(sqlite_url, monkeypatch):
+    db = open_database(parse_url(sqlite_url))
+    try:
+        keys(3000)
+        requests = []
+        request = _batch.Checkpointer.request
+        monkeypatch.setattr(_batch.Checkpointer, "request", lambda self: requests.append(1) or request(self))
+        monkeypatch.setattr(_batch, "EAGER_SECONDS", 0.0)
+        assert _batch.in_batches(db, K, K.created_at >= 0, lambda c: K.delete().where(c).execute(),
+                                 batch_size=500) == 3000
+        assert requests == []  # far from FIRST_CHECKPOINT_SECONDS and WAL_TARGET_BYTES: none meanwhile
+        assert os.path.getsize(sqlite_url + "-wal") == 0  # the last checkpoint took it all
+    finally:
+        db.close()
+
+
+def test_a_failed_checkpoint_is_an_operational_error(sqlite_url, monkeypatch):
+    from nitejarctl.errors import OperationalProblem
+
+    db = open_database(parse_url(sqlite_url))
+    try:
+        keys(10)
+        checkpointer = _batch.Checkpointer(sqlite_url)
+        checkpointer._conn.close()  # every checkpoint now fails
+        with pytest.raises(OperationalProblem, match="^checkpoint failed: Cannot operate on a closed database"):
+            checkpointer.finish()
+        monkeypatch.setattr(_batch, "Checkpointer", lambda path: checkpointer)
+        checkpointer._error = None
+        with pytest.raises(RuntimeError, match="batch failed"):  # the change's own error wins
+            _batch.in_batches(db, K, K.created_at >= 0, lambda c: (_ for _ in ()).throw(RuntimeError("batch failed")))
+        assert K.select().count() == 10
     finally:
         db.close()
 
@@ -132,4 +170,39 @@ def test_a_reader_keeps_the_wal_and_nobody_waits(sqlite_url):
         reader.execute("COMMIT")
     finally:
         reader.close()
+        db.close()
+
+
+def test_rows_come_from_the_batch_scan_on_sqlite_and_returning_elsewhere(db, backend):
+    keys(30)
+    handed = []
+    changed = _batch.change_in_batches(db, K, K.created_at < 25, {K.created_at: 1000},
+                                       columns=[K.key, K.created_at], sink=handed.append, batch_size=10)
+    assert changed == 25
+    rows = [row for chunk in handed for row in chunk]
+    assert rows == [(f"k{i:05}", 1000) for i in range(25)]  # the new values, in key order
+    assert sorted(k.created_at for k in K.select()) == [*range(25, 30), *[1000] * 25]
+    handed.clear()
+    assert _batch.change_in_batches(db, K, K.created_at == 1000, None, columns=[K.key],
+                                    sink=handed.append, batch_size=10) == 25
+    assert sorted(row for chunk in handed for row in chunk) == [(f"k{i:05}",) for i in range(25)]
+    assert K.select().count() == 5
+
+
+def test_a_batch_that_changes_other_rows_than_it_listed_is_rolled_back(sqlite_url):
+    from peewee import fn
+
+    from nitejarctl.errors import OperationalProblem
+
+    db = open_database(parse_url(sqlite_url))
+    try:
+        keys(10)
+        calls = []
+        # True for the ten rows the batch's scan lists, false when the DELETE looks again.
+        db.connection().create_function("seen_once", 1, lambda key: calls.append(key) or len(calls) <= 10)
+        with pytest.raises(OperationalProblem, match="a batch changed 0 rows where 10 were selected"):
+            _batch.change_in_batches(db, K, fn.seen_once(K.key) == 1, None, columns=[K.key],
+                                     sink=lambda rows: None)
+        assert K.select().count() == 10
+    finally:
         db.close()

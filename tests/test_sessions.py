@@ -335,7 +335,7 @@ def test_close_stale(fleet, run):
 
 
 def test_close_stale_in_several_batches(db, run, monkeypatch):
-    monkeypatch.setattr(repo, "in_batches", functools.partial(_batch.in_batches, batch_size=2))
+    monkeypatch.setattr(repo, "change_in_batches", functools.partial(_batch.change_in_batches, batch_size=2))
     with at(NOW):
         for i in range(5):
             session(f"b{i}", last=NOW - 2 * HOUR - i)
@@ -352,15 +352,17 @@ def test_close_stale_failing_batch_reports_what_earlier_batches_committed(db, ru
 
     calls = []
 
+    in_batches = _batch.in_batches
+
     def flaky(db_, model, where, apply, **kwargs):
         def second_fails(condition):
             calls.append(condition)
             if len(calls) == 2:
                 raise OperationalProblem("database is locked")
             return apply(condition)
-        return _batch.in_batches(db_, model, where, second_fails, batch_size=2)
+        return in_batches(db_, model, where, second_fails, **{**kwargs, "batch_size": 2})
 
-    monkeypatch.setattr(repo, "in_batches", flaky)
+    monkeypatch.setattr(_batch, "in_batches", flaky)
     with at(NOW):
         for i in range(5):
             session(f"b{i}", last=NOW - 2 * HOUR)
@@ -481,7 +483,7 @@ def test_purge_asks_on_a_terminal(purgeable, run, monkeypatch):
 
 
 def test_purge_in_batches_and_repository_count(db, monkeypatch):
-    monkeypatch.setattr(repo, "in_batches", functools.partial(_batch.in_batches, batch_size=2))
+    monkeypatch.setattr(repo, "change_in_batches", functools.partial(_batch.change_in_batches, batch_size=2))
     with at(NOW):
         for i in range(5):
             session(f"old{i}", status="closed" if i % 2 else "error", last=NOW - 2 * DAY)
@@ -503,7 +505,7 @@ def test_purge_needs_older_than(db, run):
 # -------------------------------------------------------------- query plans
 
 
-def test_batches_walk_the_status_index(sqlite_url):
+def test_batches_walk_the_status_index(sqlite_url, monkeypatch):
     """Each batch's key scan seeks in idx_sprite_sessions_status (status, rowid)."""
     from nitejarctl.db import open_database, parse_url
 
@@ -525,10 +527,15 @@ def test_batches_walk_the_status_index(sqlite_url):
                           lambda c: SpriteSession.update(status="closed").where(c).execute(),
                           batch_size=2)
         repo.purge(db, DAY, NOW)
+        session("q-late", last=NOW - 2 * HOUR)
+        session("r-late", status="closed", last=NOW - 2 * DAY)
+        monkeypatch.setattr(repo, "change_in_batches", functools.partial(_batch.change_in_batches, batch_size=1))
+        repo.close_stale(db, HOUR, NOW, on_rows=lambda rows: None)  # the scans select the rows
+        repo.purge(db, DAY, NOW, on_rows=lambda rows: None)
     finally:
         del db.execute_sql
-    key_scans = [(s, p) for s, p in statements if s.startswith("SELECT MAX(k)")]
-    assert len(key_scans) >= 4
+    key_scans = [(s, p) for s, p in statements if s.startswith(("SELECT MAX(k)", "SELECT rowid, "))]
+    assert len(key_scans) >= 7
     for sql, params in key_scans:
         plan = " ".join(r[-1] for r in db.execute_sql("EXPLAIN QUERY PLAN " + sql, params))
         assert "USING INDEX idx_sprite_sessions_status (status=?" in plan, plan

@@ -16,18 +16,25 @@ syncs it. SQLite checkpoints on every commit once the WAL passes 1000 pages,
 which for a batched change means writing and syncing, for every batch, every
 index page it touched — with random keys (uuids) nearly the same pages each
 time, so a million-row change would write its indexes a hundred times over.
-While a bulk change runs, its own connection instead checkpoints once the
-WAL holds about WAL_TARGET_BYTES (seen from the file's growth, or judged by
-the frames the previous interval wrote), and once more at the end. The
-checkpoints are PASSIVE: they never hold the write lock nor wait for
-readers, and they run between batches, so nitejar's writers never wait on
+While a bulk change runs, SQLite's own checkpoints are off on its connection
+and a Checkpointer runs them in a thread of its own, on a second connection,
+while the next batches go on: after each commit during the first
+EAGER_SECONDS of transactions (a short change thus ends with little left to
+copy), then once the WAL holds about WAL_TARGET_BYTES (seen from the file's
+growth, or judged by the frames the previous interval wrote), and once more
+at the end, which also truncates the WAL file if no reader is using it: a
+large change does not leave a large file behind while nitejar keeps the
+database open. The checkpoints are PASSIVE and never wait: they never hold
+the write lock nor wait for readers, so nitejar's writers never wait on
 them; the WAL stays bounded (about the size a single statement doing the
 whole change would leave), and the last one leaves nothing for the next
 writer to copy. The connection's page cache is raised to BULK_CACHE_KIB
 meanwhile, so that a batch's index pages stay in memory until its commit.
-Both settings are the connection's own and are restored. At the end, if no
-reader is using the WAL, it is truncated: a large change does not leave a
-large file behind while nitejar keeps the database open.
+Both settings are the connection's own and are restored.
+
+Rows. A change that reports its rows gets them, on SQLite, from the SELECT
+that finds each batch's key range (change_in_batches); on PostgreSQL from
+UPDATE / DELETE … RETURNING (returning()).
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 
-from peewee import SQL, PeeweeException, fn
+from peewee import SQL, Value, fn
 
 from nitejarctl.db import dialect
 
@@ -48,6 +55,7 @@ MIN_BATCH = 500
 MAX_BATCH = 100_000
 TARGET_SECONDS = 0.4
 WAL_TARGET_BYTES = 256 << 20
+EAGER_SECONDS = 1.0  # of transactions, each checkpointed as soon as it commits
 FIRST_CHECKPOINT_SECONDS = 4.0  # unless the WAL file grew past WAL_TARGET_BYTES before
 MAX_CHECKPOINT_SECONDS = 10.0
 BULK_CACHE_KIB = 128 * 1024
@@ -60,13 +68,19 @@ def batch_key(db, model):
 
 
 def in_batches(db, model, where, apply: Callable[[object], int], *,
-               batch_size: int = DEFAULT_BATCH, progress: Progress | None = None) -> int:
+               batch_size: int = DEFAULT_BATCH, progress: Progress | None = None,
+               scan: Callable[[object, object, int], tuple] | None = None) -> int:
     """Call `apply(condition)` once per batch, where `condition` is `where`
     restricted to the batch's key range, each call in its own write
     transaction. `apply` runs one set-based statement and returns the rows it
     changed. Returns the total. `progress(done)` is called after each commit
-    with the rows changed so far."""
+    with the rows changed so far. `scan(key, last, size)` finds each batch's
+    range in that transaction, before `apply`: the key of the `size`-th row
+    `where` selects after `last` (or of the last one; None for none) and how
+    many there are up to it (by default `_next_upper`)."""
     key = batch_key(db, model)
+    if scan is None:
+        scan = functools.partial(_next_upper, model, where=where)
     total = 0
     last = None
     size = batch_size
@@ -74,17 +88,18 @@ def in_batches(db, model, where, apply: Callable[[object], int], *,
         while True:
             with db.atomic():
                 started = time.monotonic()  # the write lock is ours from here to the commit
-                ended: list[float] = []
-                db.after_commit(functools.partial(_now_into, ended))  # before any callback of apply's
-                upper, found = _next_upper(model, key, where, last, size)
+                held: list[float] = []
+                # First thing after the commit, before any callback of apply's: the
+                # checkpoint of this batch starts while the rows are formatted.
+                db.after_commit(functools.partial(_committed, started, held, committed))
+                upper, found = scan(key, last, size)
                 if upper is None:
                     return total
                 condition = where & (key <= upper)
                 if last is not None:
                     condition = condition & (key > last)
                 total += apply(condition)
-            seconds = (ended[0] if ended else time.monotonic()) - started
-            committed(seconds)
+            seconds = held[0] if held else time.monotonic() - started
             if progress is not None:
                 progress(total)
             if found < size:  # that was the last of them: no need to look further
@@ -93,8 +108,68 @@ def in_batches(db, model, where, apply: Callable[[object], int], *,
             size = _next_size(size, seconds)
 
 
-def _now_into(times: list) -> None:
-    times.append(time.monotonic())
+def _committed(started: float, held: list, committed: Callable[[float], None]) -> None:
+    held.append(time.monotonic() - started)
+    committed(held[0])
+
+
+def change_in_batches(db, model, where, values: dict | None, *, columns: Sequence = (),
+                      sink: Callable[[list], None] | None = None, batch_size: int = DEFAULT_BATCH,
+                      progress: Progress | None = None) -> int:
+    """UPDATE `model` SET `values` (DELETE when None) where `where` holds,
+    batch by batch (in_batches), and hand every changed row to `sink` — as a
+    tuple of `columns`, with the new values for an update — in batch-key
+    order, a chunk at a time, inside its batch's transaction. Returns how
+    many rows changed.
+
+    On SQLite the rows are read by the SELECT that finds the batch's key
+    range: the batch holds the write lock from its first statement on, so
+    they are exactly the rows its UPDATE or DELETE then changes (the counts
+    are compared), and the values an update sets are constants selected in
+    their columns' place, as a dry run's preview() does. That costs about
+    half what RETURNING does, which SQLite collects in a temporary b-tree
+    before it hands out the first row. On PostgreSQL another transaction may
+    change a row between a SELECT and the UPDATE, so the statement returns
+    them itself (returning())."""
+    def statement(condition):
+        query = model.delete() if values is None else model.update(values)
+        return query.where(condition)
+
+    if sink is None:
+        return in_batches(db, model, where, lambda c: statement(c).execute(),
+                          batch_size=batch_size, progress=progress)
+    if dialect(db) != "sqlite":
+        return in_batches(db, model, where, lambda c: returning(db, statement(c), model, columns, sink),
+                          batch_size=batch_size, progress=progress)
+
+    listed: list = []  # the rows of the batch being changed, each led by its key
+
+    def scan(key, last, size):
+        query = model.select(key, *preview_columns(columns, values)).where(where)
+        if last is not None:
+            query = query.where(key > last)
+        listed[:] = db.execute_sql(*query.order_by(key).limit(size).sql()).fetchall()
+        return (listed[-1][0] if listed else None), len(listed)
+
+    def apply(condition) -> int:
+        changed = statement(condition).execute()
+        if changed != len(listed):
+            from nitejarctl.errors import OperationalProblem
+
+            raise OperationalProblem(f"{model._meta.table_name}: a batch changed {changed} rows where "
+                                     f"{len(listed)} were selected; it was rolled back")
+        for start in range(0, len(listed), HAND_OVER):
+            sink([row[1:] for row in listed[start:start + HAND_OVER]])
+        return changed
+
+    return in_batches(db, model, where, apply, batch_size=batch_size, progress=progress, scan=scan)
+
+
+def preview_columns(columns: Sequence, values: dict | None) -> list:
+    """`columns` as they read after an UPDATE that sets `values` (constants):
+    each set column's value in its place, under its name."""
+    new = {f.name: v for f, v in (values or {}).items()}
+    return [Value(new[f.name]).alias(f.name) if f.name in new else f for f in columns]
 
 
 def returning(db, query, model, columns: Sequence, sink: Callable[[list], None]) -> int:
@@ -122,7 +197,7 @@ _first = operator.itemgetter(0)
 HAND_OVER = 5000  # rows handed to a sink at a time
 
 
-def _next_upper(model, key, where, last, size: int):
+def _next_upper(model, key, last, size: int, *, where):
     """The key of the `size`-th row `where` selects after `last` (or of the
     last one), and how many there are up to it."""
     keys = model.select(key.alias("k")).where(where)
@@ -142,26 +217,35 @@ def _next_size(size: int, seconds: float) -> int:
 @contextlib.contextmanager
 def _bulk_connection(db):
     """Yield `committed(seconds)`, to call after each batch's commit. On a
-    SQLite database in WAL mode (outside any transaction) the connection
-    checkpoints by itself meanwhile and has a larger page cache (see the
-    module docstring); both settings are the connection's own and restored."""
-    if (dialect(db) != "sqlite" or db.transaction_depth() > 0
-            or str(_pragma(db, "journal_mode")).lower() != "wal"):
+    SQLite database in WAL mode (outside any transaction) the WAL is
+    checkpointed in the background meanwhile and the connection has a larger
+    page cache (see the module docstring); its settings are restored."""
+    wal = _wal_file(db) if dialect(db) == "sqlite" and db.transaction_depth() == 0 else None
+    if wal is None or str(_pragma(db, "journal_mode")).lower() != "wal":
         yield lambda seconds: None
         return
     autocheckpoint, cache = _pragma(db, "wal_autocheckpoint"), _pragma(db, "cache_size")
+    checkpointer = Checkpointer(wal[:-len("-wal")])
+
     frame = _pragma(db, "page_size") + 24
-    wal = _wal_file(db)
-    pending, every, since = 0.0, FIRST_CHECKPOINT_SECONDS, _size(wal)
+    young, pending, every, since = 0.0, 0.0, FIRST_CHECKPOINT_SECONDS, _size(wal)
 
     def committed(seconds: float) -> None:
-        # Checkpoint once the WAL holds about WAL_TARGET_BYTES: seen from the
+        # While the change is young every commit is checkpointed right away,
+        # so that a short change leaves little to copy when it ends. Then a
+        # checkpoint once the WAL holds about WAL_TARGET_BYTES: seen from the
         # file's growth while it grows, else judged by how many frames the
         # previous interval's batches wrote per second of transaction.
-        nonlocal pending, every, since
+        nonlocal young, pending, every, since
+        if young < EAGER_SECONDS:
+            young += seconds
+            checkpointer.request()
+            since = _size(wal)
+            return
         pending += seconds
         if pending >= every or _size(wal) - since >= WAL_TARGET_BYTES:
-            frames = _checkpoint(db)
+            frames = checkpointer.frames
+            checkpointer.request()
             if frames > 0:
                 every = min(MAX_CHECKPOINT_SECONDS, max(TARGET_SECONDS, pending * WAL_TARGET_BYTES / (frames * frame)))
             pending, since = 0.0, _size(wal)
@@ -172,29 +256,70 @@ def _bulk_connection(db):
     try:
         yield committed
     except BaseException:
-        with contextlib.suppress(PeeweeException):  # keep the error that stopped the change
-            _restore(db, autocheckpoint, cache)
+        with contextlib.suppress(Exception):  # keep the error that stopped the change
+            _restore(db, autocheckpoint, cache, checkpointer)
         raise
-    _restore(db, autocheckpoint, cache)
+    _restore(db, autocheckpoint, cache, checkpointer)
 
 
-def _restore(db, autocheckpoint, cache) -> None:
+class Checkpointer:
+    """Checkpoints of a WAL database, run one after the other by a thread of
+    its own on a connection of its own, as they are requested: the copying
+    and syncing overlap the next batches' work (the thread holds Python's
+    lock only between checkpoints). A request made while one runs is served
+    by one more run when it ends. The last one, `finish()`'s, also truncates
+    the WAL file if nobody is using it then. They never wait (no busy
+    timeout): PASSIVE, they never hold the write lock nor wait for readers,
+    so nitejar's writers never wait on them."""
+
+    def __init__(self, path: str):
+        import sqlite3
+        import threading
+        from urllib.parse import quote
+
+        self.frames = 0  # the WAL frames the last checkpoint found
+        self._error: Exception | None = None
+        self._conn = sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True, isolation_level=None,
+                                     timeout=0, check_same_thread=False)
+        self._wanted = threading.Event()
+        self._last = False
+        self._thread = threading.Thread(target=self._run, name="checkpoint", daemon=True)
+        self._thread.start()
+
+    def request(self) -> None:
+        self._wanted.set()
+
+    def finish(self) -> None:
+        """Checkpoint what is left (and truncate the WAL when nobody uses it),
+        wait for it, and close."""
+        self._last = True
+        self._wanted.set()
+        self._thread.join()
+        self._conn.close()
+        if self._error is not None:
+            from nitejarctl.errors import OperationalProblem
+
+            raise OperationalProblem(f"checkpoint failed: {self._error}")
+
+    def _run(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            last = self._last
+            mode = "TRUNCATE" if last else "PASSIVE"  # TRUNCATE that would wait works as PASSIVE
+            try:
+                self.frames = self._conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()[1]
+            except Exception as exc:  # reported by finish()
+                self._error = exc
+                return
+            if last:
+                return
+
+
+def _restore(db, autocheckpoint, cache, checkpointer) -> None:
     db.execute_sql(f"PRAGMA cache_size = {int(cache)}")
     db.execute_sql(f"PRAGMA wal_autocheckpoint = {int(autocheckpoint)}")
-    if _checkpoint(db) > 0:
-        _truncate_wal(db)
-
-
-def _truncate_wal(db) -> None:
-    """Give the disk space of a WAL the change grew back, if nobody is using
-    it right now: a TRUNCATE checkpoint with no busy wait (after the PASSIVE
-    one there is nothing left to copy), which otherwise just gives up."""
-    timeout = _pragma(db, "busy_timeout")
-    db.execute_sql("PRAGMA busy_timeout = 0")
-    try:
-        db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-    finally:
-        db.execute_sql(f"PRAGMA busy_timeout = {int(timeout)}")
+    checkpointer.finish()
 
 
 def _wal_file(db) -> str | None:
@@ -216,9 +341,3 @@ def _pragma(db, name: str):
 def _cache_kib(db, cache: int) -> int:
     """cache_size in KiB (negative values are KiB already, positive ones pages)."""
     return -cache if cache < 0 else cache * _pragma(db, "page_size") // 1024
-
-
-def _checkpoint(db) -> int:
-    """Checkpoint what no reader needs any more; the frames the WAL held."""
-    busy, frames, _done = db.execute_sql("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    return frames

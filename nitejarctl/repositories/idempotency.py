@@ -11,7 +11,7 @@ from peewee import SQL
 
 from nitejarctl.db import require_table
 from nitejarctl.models import IdempotencyKey as K
-from nitejarctl.repositories._batch import batch_key, in_batches, returning
+from nitejarctl.repositories._batch import batch_key, change_in_batches
 
 COLUMNS = ("key", "work_item_id", "created_at")
 
@@ -43,13 +43,7 @@ def count(db, *, cutoff: int | None = None) -> int:
 def prune(db, cutoff: int, spool=None, *, progress=None) -> int:
     """Delete keys created before `cutoff`: one set-based DELETE per key-range
     batch, each in its own short transaction. The deleted rows (COLUMNS) go
-    to `spool` (DELETE … RETURNING); `progress(done)` follows the commits."""
+    to `spool`; `progress(done)` follows the commits."""
     require_table(db, K._meta.table_name)
-
-    def apply(cond):
-        query = K.delete().where(cond)
-        if spool is None:
-            return query.execute()
-        return returning(db, query, K, [K.key, K.work_item_id, K.created_at], spool.add)
-
-    return in_batches(db, K, K.created_at < cutoff, apply, progress=progress)
+    return change_in_batches(db, K, K.created_at < cutoff, None, columns=[K.key, K.work_item_id, K.created_at],
+                             sink=None if spool is None else spool.add, progress=progress)

@@ -1,12 +1,12 @@
 """Sprite (remote shell) sessions — nitejar's spriteSessions repository.
 
 Bulk changes (`close_stale`, `purge`) are set-based statements batched by key
-range (`_batch.in_batches`): one short write transaction per batch, so
+range (`_batch.change_in_batches`): one short write transaction per batch, so
 nitejar's own writers never wait long for the lock. They return the number of
 rows changed. A caller that also wants the rows passes a `spool`
 (nitejarctl.spool.Spool over `fields(db)`): each batch's rows go there as
-tuples — with their new values for updates, as they were for deletes (UPDATE /
-DELETE … RETURNING) — inside that batch's transaction; or `on_rows`, a callable
+tuples — with their new values for updates, as they were for deletes —
+inside that batch's transaction; or `on_rows`, a callable
 that gets them as lists of dicts (it must be as quick: never write to a pipe
 whose reader may stall). Memory thus stays bounded by one batch however many
 rows change. With `dry_run` nothing is written: the same rows are read (with
@@ -24,11 +24,9 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import peewee as pw
-
 from nitejarctl.db import dialect, present_fields, stream
 from nitejarctl.models import SpriteSession
-from nitejarctl.repositories._batch import batch_key, in_batches, returning
+from nitejarctl.repositories._batch import batch_key, change_in_batches, preview_columns, returning
 
 STATUSES = ("active", "closed", "error")
 PURGEABLE = ("closed", "error")
@@ -123,10 +121,8 @@ def _preview(db, where, sink, values: dict | None) -> int:
     """dry_run: count, or hand over the rows `where` selects, with `values` applied."""
     if sink is None:
         return SpriteSession.select().where(where).count()
-    cols = fields(db)
-    new = {f.name: v for f, v in (values or {}).items()}
-    selected = [pw.Value(new[f.name]).alias(f.name) if f.name in new else f for f in cols]
-    query = SpriteSession.select(*selected).where(where).order_by(batch_key(db, SpriteSession))
+    query = (SpriteSession.select(*preview_columns(fields(db), values)).where(where)
+             .order_by(batch_key(db, SpriteSession)))
     if dialect(db) == "postgresql":
         return _hand_over_stream(db, query, sink)
     return _hand_over(db.execute_sql(*query.sql()), sink)
@@ -152,15 +148,8 @@ def _bulk(db, where, values: dict | None, *, dry_run: bool, spool=None, on_rows:
     sink = _sink(db, spool, on_rows)
     if dry_run:
         return _preview(db, where, sink, values)
-
-    def apply(condition) -> int:
-        query = (SpriteSession.delete() if values is None else SpriteSession.update(values))
-        query = query.where(condition)
-        if sink is None:
-            return query.execute()
-        return _returning(db, query, sink)
-
-    return in_batches(db, SpriteSession, where, apply, progress=progress)
+    return change_in_batches(db, SpriteSession, where, values, columns=fields(db), sink=sink,
+                             progress=progress)
 
 
 def close_stale(db, older_than: int, now: int, *, dry_run: bool = False, spool=None,
