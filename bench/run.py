@@ -279,11 +279,19 @@ def verify(scenario: str, a_path: str, b_path: str, t0: int, counts: dict, ctx: 
 # ------------------------------------------------------------------ running
 
 
+def beside_python() -> str | None:
+    """The nitejarctl script installed with the Python running the baselines
+    (not a wrapper on PATH, such as a version manager's shim, that would add
+    its own start-up time to nitejarctl's)."""
+    path = os.path.join(os.path.dirname(sys.executable), "nitejarctl")
+    return path if os.access(path, os.X_OK) else None
+
+
 class Runner:
     def __init__(self, args):
         self.db = os.path.abspath(args.db)
         self.meta = load_meta(self.db)
-        self.nitejarctl = args.nitejarctl or shutil.which("nitejarctl")
+        self.nitejarctl = args.nitejarctl or beside_python() or shutil.which("nitejarctl")
         if not self.nitejarctl:
             sys.exit("nitejarctl is not on PATH (pip install -e .), or pass --nitejarctl")
         small = self.meta.get("scale") == "small"
@@ -486,7 +494,8 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the copies the commands ran on")
     parser.add_argument("--work-dir", help="where the copies go (default: next to --db)")
-    parser.add_argument("--nitejarctl", help="the nitejarctl executable (default: from PATH)")
+    parser.add_argument("--nitejarctl", help="the nitejarctl executable (default: the one installed "
+                                             "beside this Python, else from PATH)")
     args = parser.parse_args(argv)
     selected = SCENARIOS
     if args.only:

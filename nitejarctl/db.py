@@ -188,6 +188,11 @@ def _open_sqlite(target: Target, *, create: bool, readonly: bool, busy_timeout: 
         timeout=busy_timeout,
         lock_type="IMMEDIATE",
         uri=uri,
+        # One connection for the whole command, whichever thread uses it: a
+        # batched change runs its statement in a thread of its own while the
+        # command's thread reads the rows (repositories._batch).
+        thread_safe=False,
+        check_same_thread=False,
     )
     try:
         db.connect()

@@ -181,12 +181,18 @@ class LineWriter:
         return ""
 
     def lines(self, chunk: list[tuple]) -> str:
+        text = self.text(chunk, first=self.count == 0)
+        self.count += len(chunk)
+        return text
+
+    def text(self, chunk: list[tuple], *, first: bool) -> str:
+        """The lines of `chunk` — the first rows printed when `first` — without
+        counting them: for a caller that may yet drop them (spool.Spool)."""
         if not chunk:
             return ""
         if self._project is not None:
             chunk = self._project(chunk)
-        fmt, first = self.fmt, self.count == 0
-        self.count += len(chunk)
+        fmt = self.fmt
         if fmt == "tsv":
             if not self.names:
                 return "\n" * len(chunk)

@@ -5,16 +5,19 @@ changed on stdout (SPEC §2.2). Writing them to stdout batch by batch would
 hold the write lock while a slow reader (`| less`, a stalled pipe, `| head`
 that went away) takes them; keeping them in memory would grow with the
 change. So each batch hands its rows (tuples, in `columns` order) to a
-`Spool` inside its transaction, which only keeps a reference; once the
-transaction has committed (peewee's after_commit, outside the write lock),
-the spool writes them to a temporary file — in memory while small — and the
-command prints that file when every batch is over.
+`Spool` inside its transaction; once the transaction has committed
+(peewee's after_commit), the spool writes them to a temporary file — in
+memory while small — and the command prints that file when every batch is
+over.
 
 What the file holds depends on what will be printed: with a `writer` (an
 output.LineWriter: json, jsonl, csv, tsv, ids) the formatted lines, which
 `write_to` then copies out; otherwise the rows themselves (marshal), read
 back by `rows()` / `dicts()` — with `keep`, only the first `keep` rows (a
-table shows the first ones), the others being counted only.
+table shows the first ones), the others being counted only. Lines are
+formatted as the rows are added, while the batch's change may still be
+running in another thread (repositories._batch), and kept in memory until
+the commit.
 
 Given the database, the spool reports only what committed: the rows of a
 transaction that rolled back are dropped. Without a database (or outside a
@@ -56,14 +59,19 @@ class Spool:
         return self.count
 
     def add(self, rows: Sequence[tuple]) -> None:
-        """Keep `rows` (tuples in `columns` order). Called inside a write
-        transaction, so it does nothing but remember them until the commit."""
+        """Take `rows` (tuples in `columns` order), added inside a write
+        transaction: with a writer they are formatted at once, and the text
+        kept until the commit (dropped if the transaction rolls back)."""
         if not rows:
             return
         transaction = self._db.top_transaction() if self._db is not None else None
         if self._pending and transaction is not self._transaction:
             self._pending = []  # left over by a transaction that rolled back
-        self._pending.append(rows)
+        if self.writer is not None:
+            first = self.count == 0 and not self._pending
+            self._pending.append((len(rows), self.writer.text(rows, first=first).encode("utf-8")))
+        else:
+            self._pending.append((len(rows), rows))
         if transaction is None:
             self._commit()
         elif self._transaction is not transaction:
@@ -73,10 +81,11 @@ class Spool:
     def _commit(self) -> None:
         pending, self._pending, self._transaction = self._pending, [], None
         file = self._file
-        for rows in pending:
-            self.count += len(rows)
+        for n, rows in pending:
+            self.count += n
             if self.writer is not None:
-                file.write(self.writer.lines(rows).encode("utf-8"))
+                file.write(rows)  # their text
+                self.writer.count += n
                 continue
             if self.keep is not None:
                 rows = rows[:max(0, self.keep - self._kept)]

@@ -189,7 +189,7 @@ def test_rows_come_from_the_batch_scan_on_sqlite_and_returning_elsewhere(db, bac
     assert K.select().count() == 5
 
 
-def test_a_batch_that_changes_other_rows_than_it_listed_is_rolled_back(sqlite_url):
+def test_a_batch_that_changes_other_rows_than_it_read_is_rolled_back(sqlite_url, monkeypatch):
     from peewee import fn
 
     from nitejarctl.errors import OperationalProblem
@@ -197,12 +197,47 @@ def test_a_batch_that_changes_other_rows_than_it_listed_is_rolled_back(sqlite_ur
     db = open_database(parse_url(sqlite_url))
     try:
         keys(10)
+        # A condition that holds for every row on the reading connection, and on the writing
+        # one only while the batch's key scan looks (ten rows), not when the DELETE looks again.
         calls = []
-        # True for the ten rows the batch's scan lists, false when the DELETE looks again.
-        db.connection().create_function("seen_once", 1, lambda key: calls.append(key) or len(calls) <= 10)
-        with pytest.raises(OperationalProblem, match="a batch changed 0 rows where 10 were selected"):
-            _batch.change_in_batches(db, K, fn.seen_once(K.key) == 1, None, columns=[K.key],
+        db.connection().create_function("visible", 1, lambda key: calls.append(key) or len(calls) <= 10)
+        connect = _batch._connect
+
+        def reader(path, mode, **kwargs):
+            conn = connect(path, mode, **kwargs)
+            conn.create_function("visible", 1, lambda key: 1)
+            return conn
+
+        monkeypatch.setattr(_batch, "_connect", reader)
+        with pytest.raises(OperationalProblem, match="^idempotency_keys: a batch changed 0 rows where 10 were "
+                                                     "read; it was rolled back$"):
+            _batch.change_in_batches(db, K, fn.visible(K.key) == 1, None, columns=[K.key],
                                      sink=lambda rows: None)
         assert K.select().count() == 10
+    finally:
+        db.close()
+
+
+def test_the_change_runs_in_its_own_thread_beside_the_reading_of_its_rows(sqlite_url, monkeypatch):
+    import threading
+
+    db = open_database(parse_url(sqlite_url))
+    try:
+        keys(50)
+        elsewhere = []
+        background = _batch._Background
+
+        def spied(call):
+            return background(lambda: elsewhere.append(threading.current_thread() is not threading.main_thread())
+                              or call())
+
+        monkeypatch.setattr(_batch, "_Background", spied)
+        handed = []
+        assert _batch.change_in_batches(db, K, K.created_at < 40, {K.created_at: -1}, columns=[K.key, K.created_at],
+                                        sink=handed.append, batch_size=15) == 40
+        assert len(elsewhere) >= 2 and all(elsewhere)
+        assert [row for chunk in handed for row in chunk] == [(f"k{i:05}", -1) for i in range(40)]
+        assert K.select().where(K.created_at == -1).count() == 40
+        assert db.execute_sql("PRAGMA integrity_check").fetchone() == ("ok",)
     finally:
         db.close()

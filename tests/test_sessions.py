@@ -506,7 +506,8 @@ def test_purge_needs_older_than(db, run):
 
 
 def test_batches_walk_the_status_index(sqlite_url, monkeypatch):
-    """Each batch's key scan seeks in idx_sprite_sessions_status (status, rowid)."""
+    """Each batch's key scan, and the reading of its rows, seeks in
+    idx_sprite_sessions_status (status, rowid)."""
     from nitejarctl.db import open_database, parse_url
 
     db = open_database(parse_url(sqlite_url))
@@ -530,12 +531,23 @@ def test_batches_walk_the_status_index(sqlite_url, monkeypatch):
         session("q-late", last=NOW - 2 * HOUR)
         session("r-late", status="closed", last=NOW - 2 * DAY)
         monkeypatch.setattr(repo, "change_in_batches", functools.partial(_batch.change_in_batches, batch_size=1))
-        repo.close_stale(db, HOUR, NOW, on_rows=lambda rows: None)  # the scans select the rows
+        read = []
+        connect = _batch._connect
+
+        def traced(path, mode, **kwargs):
+            conn = connect(path, mode, **kwargs)
+            if mode == "ro":
+                conn.set_trace_callback(read.append)  # the SQL with its values inlined
+            return conn
+
+        monkeypatch.setattr(_batch, "_connect", traced)
+        repo.close_stale(db, HOUR, NOW, on_rows=lambda rows: None)  # their rows are read too
         repo.purge(db, DAY, NOW, on_rows=lambda rows: None)
     finally:
         del db.execute_sql
-    key_scans = [(s, p) for s, p in statements if s.startswith(("SELECT MAX(k)", "SELECT rowid, "))]
-    assert len(key_scans) >= 7
+    key_scans = [(s, p) for s, p in statements if s.startswith("SELECT MAX(k)")]
+    key_scans += [(sql, ()) for sql in read if sql.startswith("SELECT")]
+    assert len(key_scans) >= 10 and len(read) == 2
     for sql, params in key_scans:
         plan = " ".join(r[-1] for r in db.execute_sql("EXPLAIN QUERY PLAN " + sql, params))
         assert "USING INDEX idx_sprite_sessions_status (status=?" in plan, plan

@@ -1,6 +1,7 @@
 """The spool of changed rows: kept in order, counted once committed, flat in memory."""
 
 import io
+import json
 
 import pytest
 
@@ -114,27 +115,26 @@ def test_for_a_table_only_the_first_rows_are_kept():
         assert list(spool.rows()) == [("a",), ("b",), ("c",)]
 
 
-def test_lines_are_formatted_only_once_the_transaction_commits(db):
+def test_lines_formatted_in_a_transaction_are_kept_only_if_it_commits(db):
     from nitejarctl.output import LineWriter
 
-    formatted = []
-
-    class Writer(LineWriter):
-        def lines(self, chunk):
-            formatted.append(len(chunk))
-            return super().lines(chunk)
-
-    with Spool(("id",), db, writer=Writer(["id"], "ids")) as spool:
-        with db.atomic():
-            spool.add([("a",), ("b",)])
-            assert formatted == []  # nothing done while the write lock is held
-        assert formatted == [2]
+    with Spool(("id", "n"), db, writer=LineWriter(["id", "n"], "json")) as spool:
         with pytest.raises(RuntimeError):
             with db.atomic():
-                spool.add([("lost",)])
+                spool.add([("lost", 0)])  # the first rows added, but never committed
                 raise RuntimeError("batch failed")
         with db.atomic():
-            spool.add([("c",)])
+            spool.add([("a", 1), ("b", 2)])
+            spool.add([("c", 3)])
+            assert spool.count == 0  # nothing counts before the commit
+        assert spool.count == 3
+        with pytest.raises(RuntimeError):
+            with db.atomic():
+                spool.add([("lost too", 4)])
+                raise RuntimeError("batch failed")
+        with db.atomic():
+            spool.add([("d", 5)])
         out = io.StringIO()
-        spool.write_to(out)
-    assert out.getvalue() == "a\nb\nc\n" and formatted == [2, 1]
+        assert spool.write_to(out) == 4
+    assert json.loads(out.getvalue()) == [{"id": "a", "n": 1}, {"id": "b", "n": 2}, {"id": "c", "n": 3},
+                                          {"id": "d", "n": 5}]

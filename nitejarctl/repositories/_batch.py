@@ -43,12 +43,14 @@ import contextlib
 import functools
 import operator
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 
 from peewee import SQL, Value, fn
 
 from nitejarctl.db import dialect
+from nitejarctl.errors import OperationalProblem
 
 DEFAULT_BATCH = 10_000
 MIN_BATCH = 500
@@ -68,19 +70,13 @@ def batch_key(db, model):
 
 
 def in_batches(db, model, where, apply: Callable[[object], int], *,
-               batch_size: int = DEFAULT_BATCH, progress: Progress | None = None,
-               scan: Callable[[object, object, int], tuple] | None = None) -> int:
+               batch_size: int = DEFAULT_BATCH, progress: Progress | None = None) -> int:
     """Call `apply(condition)` once per batch, where `condition` is `where`
     restricted to the batch's key range, each call in its own write
     transaction. `apply` runs one set-based statement and returns the rows it
     changed. Returns the total. `progress(done)` is called after each commit
-    with the rows changed so far. `scan(key, last, size)` finds each batch's
-    range in that transaction, before `apply`: the key of the `size`-th row
-    `where` selects after `last` (or of the last one; None for none) and how
-    many there are up to it (by default `_next_upper`)."""
+    with the rows changed so far."""
     key = batch_key(db, model)
-    if scan is None:
-        scan = functools.partial(_next_upper, model, where=where)
     total = 0
     last = None
     size = batch_size
@@ -92,7 +88,7 @@ def in_batches(db, model, where, apply: Callable[[object], int], *,
                 # First thing after the commit, before any callback of apply's: the
                 # checkpoint of this batch starts while the rows are formatted.
                 db.after_commit(functools.partial(_committed, started, held, committed))
-                upper, found = scan(key, last, size)
+                upper, found = _next_upper(model, key, where, last, size)
                 if upper is None:
                     return total
                 condition = where & (key <= upper)
@@ -119,18 +115,22 @@ def change_in_batches(db, model, where, values: dict | None, *, columns: Sequenc
     """UPDATE `model` SET `values` (DELETE when None) where `where` holds,
     batch by batch (in_batches), and hand every changed row to `sink` — as a
     tuple of `columns`, with the new values for an update — in batch-key
-    order, a chunk at a time, inside its batch's transaction. Returns how
-    many rows changed.
+    order, a chunk at a time, inside its batch's transaction (possibly while
+    its change still runs, in another thread). Returns how many rows changed.
 
-    On SQLite the rows are read by the SELECT that finds the batch's key
-    range: the batch holds the write lock from its first statement on, so
-    they are exactly the rows its UPDATE or DELETE then changes (the counts
-    are compared), and the values an update sets are constants selected in
-    their columns' place, as a dry run's preview() does. That costs about
-    half what RETURNING does, which SQLite collects in a temporary b-tree
-    before it hands out the first row. On PostgreSQL another transaction may
-    change a row between a SELECT and the UPDATE, so the statement returns
-    them itself (returning())."""
+    On SQLite in WAL mode the rows are read while the change runs: the
+    UPDATE or DELETE runs in a thread of its own (SQLite works without
+    Python's lock) while a second, read-only connection reads the batch's
+    rows — the values an update sets being constants selected in their
+    columns' place, as a dry run's preview() does. The batch holds the write
+    lock, so the reader's snapshot is the state the change starts from: they
+    are exactly the rows it changes (the counts are compared; a mismatch
+    rolls the batch back). That is about what the change alone costs, where
+    RETURNING would add its rows' cost to it (SQLite collects them in a
+    temporary b-tree before it hands out the first). Elsewhere (PostgreSQL,
+    where another transaction may change a row between a SELECT and the
+    UPDATE; SQLite without WAL, whose readers would block the writer) the
+    statement returns them itself (returning())."""
     def statement(condition):
         query = model.delete() if values is None else model.update(values)
         return query.where(condition)
@@ -138,31 +138,80 @@ def change_in_batches(db, model, where, values: dict | None, *, columns: Sequenc
     if sink is None:
         return in_batches(db, model, where, lambda c: statement(c).execute(),
                           batch_size=batch_size, progress=progress)
-    if dialect(db) != "sqlite":
+    path = _wal_database(db)
+    if path is None:
         return in_batches(db, model, where, lambda c: returning(db, statement(c), model, columns, sink),
                           batch_size=batch_size, progress=progress)
 
-    listed: list = []  # the rows of the batch being changed, each led by its key
+    key = batch_key(db, model)
+    selected = [key, *preview_columns(columns, values)]
 
-    def scan(key, last, size):
-        query = model.select(key, *preview_columns(columns, values)).where(where)
-        if last is not None:
-            query = query.where(key > last)
-        listed[:] = db.execute_sql(*query.order_by(key).limit(size).sql()).fetchall()
-        return (listed[-1][0] if listed else None), len(listed)
-
-    def apply(condition) -> int:
-        changed = statement(condition).execute()
-        if changed != len(listed):
-            from nitejarctl.errors import OperationalProblem
-
+    def apply(reader, condition) -> int:
+        change = _Background(statement(condition).execute)
+        try:
+            rows = reader.execute(*model.select(*selected).where(condition).order_by(key).sql()).fetchall()
+            for start in range(0, len(rows), HAND_OVER):  # while the change still runs
+                sink([row[1:] for row in rows[start:start + HAND_OVER]])
+        except BaseException as exc:
+            with contextlib.suppress(BaseException):
+                change.join()
+            if isinstance(exc, sqlite3.Error):
+                raise OperationalProblem(f"reading the changed rows failed: {exc}") from None
+            raise
+        changed = change.join()
+        if changed != len(rows):
             raise OperationalProblem(f"{model._meta.table_name}: a batch changed {changed} rows where "
-                                     f"{len(listed)} were selected; it was rolled back")
-        for start in range(0, len(listed), HAND_OVER):
-            sink([row[1:] for row in listed[start:start + HAND_OVER]])
+                                     f"{len(rows)} were read; it was rolled back")
         return changed
 
-    return in_batches(db, model, where, apply, batch_size=batch_size, progress=progress, scan=scan)
+    with contextlib.closing(_connect(path, "ro")) as reader:
+        return in_batches(db, model, where, functools.partial(apply, reader),
+                          batch_size=batch_size, progress=progress)
+
+
+class _Background:
+    """`call()` run by a thread of its own; `join()` waits for it and returns
+    its result or raises its exception."""
+
+    def __init__(self, call: Callable[[], object]):
+        import threading
+
+        self._result: object = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(call,), name="batch")
+        self._thread.start()
+
+    def _run(self, call) -> None:
+        try:
+            self._result = call()
+        except BaseException as exc:  # handed to the joining thread
+            self._error = exc
+
+    def join(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
+def _wal_database(db) -> str | None:
+    """The file of a SQLite database in WAL mode, used outside any
+    transaction (None otherwise)."""
+    if dialect(db) != "sqlite" or db.transaction_depth() > 0:
+        return None
+    wal = _wal_file(db)
+    if wal is None or str(_pragma(db, "journal_mode")).lower() != "wal":
+        return None
+    return wal[:-len("-wal")]
+
+
+def _connect(path: str, mode: str, *, busy_timeout: float = 0.0) -> sqlite3.Connection:
+    """A connection of nitejarctl's own to the database file `path`
+    (mode ro or rw), usable from any thread."""
+    from urllib.parse import quote
+
+    return sqlite3.connect(f"file:{quote(path)}?mode={mode}", uri=True, isolation_level=None,
+                           timeout=busy_timeout, check_same_thread=False)
 
 
 def preview_columns(columns: Sequence, values: dict | None) -> list:
@@ -197,7 +246,7 @@ _first = operator.itemgetter(0)
 HAND_OVER = 5000  # rows handed to a sink at a time
 
 
-def _next_upper(model, key, last, size: int, *, where):
+def _next_upper(model, key, where, last, size: int):
     """The key of the `size`-th row `where` selects after `last` (or of the
     last one), and how many there are up to it."""
     keys = model.select(key.alias("k")).where(where)
@@ -220,12 +269,13 @@ def _bulk_connection(db):
     SQLite database in WAL mode (outside any transaction) the WAL is
     checkpointed in the background meanwhile and the connection has a larger
     page cache (see the module docstring); its settings are restored."""
-    wal = _wal_file(db) if dialect(db) == "sqlite" and db.transaction_depth() == 0 else None
-    if wal is None or str(_pragma(db, "journal_mode")).lower() != "wal":
+    path = _wal_database(db)
+    if path is None:
         yield lambda seconds: None
         return
+    wal = path + "-wal"
     autocheckpoint, cache = _pragma(db, "wal_autocheckpoint"), _pragma(db, "cache_size")
-    checkpointer = Checkpointer(wal[:-len("-wal")])
+    checkpointer = Checkpointer(path)
 
     frame = _pragma(db, "page_size") + 24
     young, pending, every, since = 0.0, 0.0, FIRST_CHECKPOINT_SECONDS, _size(wal)
@@ -273,14 +323,11 @@ class Checkpointer:
     so nitejar's writers never wait on them."""
 
     def __init__(self, path: str):
-        import sqlite3
         import threading
-        from urllib.parse import quote
 
         self.frames = 0  # the WAL frames the last checkpoint found
         self._error: Exception | None = None
-        self._conn = sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True, isolation_level=None,
-                                     timeout=0, check_same_thread=False)
+        self._conn = _connect(path, "rw")
         self._wanted = threading.Event()
         self._last = False
         self._thread = threading.Thread(target=self._run, name="checkpoint", daemon=True)
@@ -297,8 +344,6 @@ class Checkpointer:
         self._thread.join()
         self._conn.close()
         if self._error is not None:
-            from nitejarctl.errors import OperationalProblem
-
             raise OperationalProblem(f"checkpoint failed: {self._error}")
 
     def _run(self) -> None:
