@@ -173,7 +173,7 @@ def test_a_reader_keeps_the_wal_and_nobody_waits(sqlite_url):
         db.close()
 
 
-def test_rows_come_from_the_batch_scan_on_sqlite_and_returning_elsewhere(db, backend):
+def test_changed_rows_are_handed_over_in_key_order_with_their_new_values(db):
     keys(30)
     handed = []
     changed = _batch.change_in_batches(db, K, K.created_at < 25, {K.created_at: 1000},
@@ -239,5 +239,23 @@ def test_the_change_runs_in_its_own_thread_beside_the_reading_of_its_rows(sqlite
         assert [row for chunk in handed for row in chunk] == [(f"k{i:05}", -1) for i in range(40)]
         assert K.select().where(K.created_at == -1).count() == 40
         assert db.execute_sql("PRAGMA integrity_check").fetchone() == ("ok",)
+    finally:
+        db.close()
+
+
+def test_changed_rows_without_wal_come_from_returning(tmp_path):
+    from nitejarctl import migrations
+
+    path = str(tmp_path / "plain.db")
+    db = open_database(parse_url(path), create=True)
+    try:
+        migrations.migrate(db)
+        db.execute_sql("PRAGMA journal_mode = DELETE")  # readers would block the writer: no reading beside it
+        keys(30)
+        handed = []
+        assert _batch.change_in_batches(db, K, K.created_at >= 5, None, columns=[K.key], sink=handed.append,
+                                        batch_size=10) == 25
+        assert [row for chunk in handed for row in chunk] == [(f"k{i:05}",) for i in range(5, 30)]
+        assert K.select().count() == 5
     finally:
         db.close()

@@ -95,9 +95,8 @@ def test_prune_requires_older_than(run, db):
 
 @at(NOW)
 def test_prune_in_batches(db, monkeypatch):
-    from nitejarctl.repositories import _batch
+    from nitejarctl.repositories import _batch, memories
     from nitejarctl.repositories import idempotency as repo
-    from nitejarctl.repositories import memories
 
     IdempotencyKey.insert_many([{"key": f"k{i:04}", "created_at": NOW - DAY - i} for i in range(1200)]
                                + [{"key": "fresh", "created_at": NOW}]).execute()

@@ -334,6 +334,20 @@ def test_close_stale(fleet, run):
     assert (again.exit_code, again.stdout, again.stderr) == (0, "[]\n", "closed 0 sessions\n")
 
 
+def test_verbose_shows_every_statement_of_a_batched_close(db, run, backend):
+    with at(NOW):
+        session("v1", last=NOW - 2 * HOUR)
+        session("v2", last=NOW - 60)
+        result = run("sessions", "close", "--stale", "1h", "-v", "-o", "ids")
+    assert (result.exit_code, result.stdout) == (0, "v1\n")
+    timed = [line.split(" ms: ", 1) for line in result.stderr.splitlines() if line.startswith("-- ")]
+    statements = [sql for _, sql in timed]
+    assert any('UPDATE "sprite_sessions"' in sql for sql in statements), statements
+    if backend == "sqlite":  # the rows, read on a connection of its own beside the UPDATE
+        assert any(sql.startswith("SELECT rowid, ") for sql in statements), statements
+    assert all(float(ms[3:]) >= 0 for ms, _ in timed)
+
+
 def test_close_stale_in_several_batches(db, run, monkeypatch):
     monkeypatch.setattr(repo, "change_in_batches", functools.partial(_batch.change_in_batches, batch_size=2))
     with at(NOW):

@@ -103,18 +103,24 @@ class Settings:
 
 
 def _trace_sql(db) -> None:
-    """-v: every statement and its time on stderr (passwords never reach SQL text)."""
+    """-v: every statement and its time on stderr (passwords never reach SQL
+    text): those run through the database's execute_sql, and those a
+    repository runs on a connection of its own, reported to db.traced
+    (see repositories._batch)."""
     original = db.execute_sql
+
+    def report(sql, seconds: float) -> None:
+        click.echo(f"-- {seconds * 1000:.1f} ms: {' '.join(str(sql).split())}", err=True)
 
     def traced(sql, params=None, *args, **kwargs):
         start = time.perf_counter()
         try:
             return original(sql, params, *args, **kwargs)
         finally:
-            ms = (time.perf_counter() - start) * 1000
-            click.echo(f"-- {ms:.1f} ms: {' '.join(str(sql).split())}", err=True)
+            report(sql, time.perf_counter() - start)
 
     db.execute_sql = traced
+    db.traced = report
 
 
 pass_settings = click.make_pass_decorator(Settings)

@@ -149,7 +149,7 @@ def change_in_batches(db, model, where, values: dict | None, *, columns: Sequenc
     def apply(reader, condition) -> int:
         change = _Background(statement(condition).execute)
         try:
-            rows = reader.execute(*model.select(*selected).where(condition).order_by(key).sql()).fetchall()
+            rows = _read(db, reader, model.select(*selected).where(condition).order_by(key))
             for start in range(0, len(rows), HAND_OVER):  # while the change still runs
                 sink([row[1:] for row in rows[start:start + HAND_OVER]])
         except BaseException as exc:
@@ -167,6 +167,19 @@ def change_in_batches(db, model, where, values: dict | None, *, columns: Sequenc
     with contextlib.closing(_connect(path, "ro")) as reader:
         return in_batches(db, model, where, functools.partial(apply, reader),
                           batch_size=batch_size, progress=progress)
+
+
+def _read(db, conn: sqlite3.Connection, query) -> list:
+    """The rows of `query`, run on `conn`, a connection of our own; its time
+    reported to db.traced when the command traces its SQL (-v)."""
+    started = time.perf_counter()
+    sql, params = query.sql()
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        traced = getattr(db, "traced", None)
+        if traced is not None:
+            traced(sql, time.perf_counter() - started)
 
 
 class _Background:
