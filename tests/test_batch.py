@@ -132,8 +132,9 @@ def test_settings_are_restored_after_a_failing_batch(sqlite_url):
         db.close()
 
 
-def test_no_wal_no_changed_settings(tmp_path):
-    """A database not in WAL mode (here rollback journal) is left as it is."""
+@pytest.fixture
+def rollback_journal(tmp_path):
+    """A migrated SQLite database in rollback-journal mode (not WAL): (db, path)."""
     from nitejarctl import migrations
 
     path = str(tmp_path / "plain.db")
@@ -141,15 +142,21 @@ def test_no_wal_no_changed_settings(tmp_path):
     try:
         migrations.migrate(db)
         db.execute_sql("PRAGMA journal_mode = DELETE")
-        before = _pragmas(db)
-        keys(5)
-        seen = []
-        _batch.in_batches(db, K, K.created_at >= 0,
-                          lambda c: seen.append(_pragmas(db)) or K.delete().where(c).execute())
-        assert seen == [before] and _pragmas(db) == before
-        assert not os.path.exists(path + "-wal") or os.path.getsize(path + "-wal") == 0
+        yield db, path
     finally:
         db.close()
+
+
+def test_no_wal_no_changed_settings(rollback_journal):
+    """A database not in WAL mode (here rollback journal) is left as it is."""
+    db, path = rollback_journal
+    before = _pragmas(db)
+    keys(5)
+    seen = []
+    _batch.in_batches(db, K, K.created_at >= 0,
+                      lambda c: seen.append(_pragmas(db)) or K.delete().where(c).execute())
+    assert seen == [before] and _pragmas(db) == before
+    assert not os.path.exists(path + "-wal") or os.path.getsize(path + "-wal") == 0
 
 
 def test_a_reader_keeps_the_wal_and_nobody_waits(sqlite_url):
@@ -243,19 +250,11 @@ def test_the_change_runs_in_its_own_thread_beside_the_reading_of_its_rows(sqlite
         db.close()
 
 
-def test_changed_rows_without_wal_come_from_returning(tmp_path):
-    from nitejarctl import migrations
-
-    path = str(tmp_path / "plain.db")
-    db = open_database(parse_url(path), create=True)
-    try:
-        migrations.migrate(db)
-        db.execute_sql("PRAGMA journal_mode = DELETE")  # readers would block the writer: no reading beside it
-        keys(30)
-        handed = []
-        assert _batch.change_in_batches(db, K, K.created_at >= 5, None, columns=[K.key], sink=handed.append,
-                                        batch_size=10) == 25
-        assert [row for chunk in handed for row in chunk] == [(f"k{i:05}",) for i in range(5, 30)]
-        assert K.select().count() == 5
-    finally:
-        db.close()
+def test_changed_rows_without_wal_come_from_returning(rollback_journal):
+    db, _ = rollback_journal  # readers would block the writer: no reading beside it
+    keys(30)
+    handed = []
+    assert _batch.change_in_batches(db, K, K.created_at >= 5, None, columns=[K.key], sink=handed.append,
+                                    batch_size=10) == 25
+    assert [row for chunk in handed for row in chunk] == [(f"k{i:05}",) for i in range(5, 30)]
+    assert K.select().count() == 5
