@@ -35,6 +35,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import factories as f
+
 ROOT = Path(__file__).resolve().parents[1]
 SCALE = os.environ.get("NITEJARCTL_RELIABILITY_SCALE", "ci")
 KILLS = int(os.environ.get("NITEJARCTL_RELIABILITY_KILLS", "8" if SCALE == "ci" else "25"))
@@ -344,3 +346,36 @@ def test_postgresql_batches_go_through_indexes(generated, pg_server):
         for label in ("key scan", "change"):
             plan, indexed = found[label]
             assert indexed, f"{scenario}: the {label} reads the table without an index: {plan}"
+
+
+def test_compaction_closes_sessions_with_the_time_it_got_the_lock(sqlite_url):
+    """A session nitejar touches while compaction waits for the write lock is
+    closed with a last_active_at no older than that touch."""
+    from nitejarctl.db import open_database, parse_url
+
+    open_database(parse_url(sqlite_url))
+    start = int(time.time()) - 2 * 3600
+    agent = f.agent("ops")
+    f.conversation("tg:lock", agent["id"], [("user", "deploy"), ("assistant", "done")], start=start)
+    session = f.sprite_session(agent["id"], "tg:lock", last_active_at=start)
+    holder = sqlite3.connect(sqlite_url, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # nitejar holds the write lock
+        proc = subprocess.Popen([*nitejarctl(), "compaction", "run", "-q", "-o", "ids", "-d", sqlite_url,
+                                 "--busy-timeout", "30"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)  # compaction has found the conversation and waits for the lock
+        time.sleep(1 - time.time() % 1)  # a second compaction's clock has not reached yet
+        touched = int(time.time())
+        holder.execute("UPDATE sprite_sessions SET last_active_at = ? WHERE id = ?", (touched, session["id"]))
+        holder.execute("COMMIT")
+        out, err = proc.communicate(timeout=60)
+    finally:
+        holder.close()
+    assert (proc.returncode, err, len(out.split())) == (0, "", 1)
+    conn = sqlite3.connect(sqlite_url)
+    try:
+        status, last = conn.execute("SELECT status, last_active_at FROM sprite_sessions WHERE id = ?",
+                                    (session["id"],)).fetchone()
+    finally:
+        conn.close()
+    assert status == "closed" and last >= touched

@@ -476,8 +476,8 @@ class CompactionRun:
         pending, self._pending = self._pending, []
         if not pending:
             return
-        now = db_now()
         if self.dry_run:
+            now = db_now()
             written = {id(o) for o in pending}
             if not self.keep_sprites:
                 self._stage(pending)
@@ -489,6 +489,9 @@ class CompactionRun:
             with self.db.atomic():
                 if self._postgres:
                     self.db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (PG_LOCK_KEY,))
+                # The time once the lock is ours: a session nitejar touched while this
+                # transaction waited for it is never closed with an older last_active_at.
+                now = db_now()
                 self._stage(pending)
                 self._insert_summaries(now)
                 inserted = {r[0] for r in _Out.select(_Out.id)
