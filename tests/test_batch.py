@@ -258,3 +258,103 @@ def test_changed_rows_without_wal_come_from_returning(rollback_journal):
                                     batch_size=10) == 25
     assert [row for chunk in handed for row in chunk] == [(f"k{i:05}",) for i in range(5, 30)]
     assert K.select().count() == 5
+
+
+def test_pauses_for_waiting_writers_every_so_often_on_sqlite(db, backend, monkeypatch):
+    keys(39)
+    slept = []
+    monkeypatch.setattr(_batch.time, "sleep", slept.append)
+    monkeypatch.setattr(_batch, "YIELD_AFTER_SECONDS", 0.0)  # after every batch
+    monkeypatch.setattr(_batch, "MIN_BATCH", 10)
+    monkeypatch.setattr(_batch, "MAX_BATCH", 10)
+    assert _batch.in_batches(db, K, K.created_at >= 0, lambda c: K.delete().where(c).execute(),
+                             batch_size=10) == 39
+    # between batches, not after the last one; PostgreSQL locks rows, not the database
+    assert slept == ([_batch.YIELD_SECONDS] * 3 if backend == "sqlite" else [])
+
+
+def test_a_writer_gets_the_lock_during_the_pause(sqlite_url, monkeypatch):
+    import sqlite3
+    import threading
+    import time
+
+    db = open_database(parse_url(sqlite_url))
+    writer = sqlite3.connect(sqlite_url, timeout=5.0, isolation_level=None, check_same_thread=False)
+    try:
+        keys(40)
+        monkeypatch.setattr(_batch, "YIELD_AFTER_SECONDS", 0.0)
+        monkeypatch.setattr(_batch, "YIELD_SECONDS", 0.3)  # wide, for a loaded machine
+        monkeypatch.setattr(_batch, "MAX_BATCH", 10)
+        waits = []
+
+        def apply(condition):
+            changed = K.delete().where(condition).execute()
+            if not waits:  # a writer starts waiting while the first batch holds the lock
+                thread = threading.Thread(target=write)
+                thread.start()
+                waits.append(thread)
+            time.sleep(0.25)  # every batch holds the lock a while
+            return changed
+
+        def write():
+            started = time.monotonic()
+            writer.execute("BEGIN IMMEDIATE")
+            writer.execute("INSERT INTO idempotency_keys (key, created_at) VALUES ('nitejar', -1)")
+            writer.execute("COMMIT")
+            waits.append(time.monotonic() - started)
+
+        assert _batch.in_batches(db, K, K.created_at >= 0, apply, batch_size=10) == 40
+        waits[0].join()
+        assert waits[1] < 0.8  # it did not wait for the whole change (four batches, 1 s, and pauses)
+        assert [k.key for k in K.select()] == ["nitejar"]
+    finally:
+        writer.close()
+        db.close()
+
+
+SECOND_CHANGE = """
+import sys, time
+from nitejarctl.db import open_database, parse_url
+from nitejarctl.models import IdempotencyKey as K
+from nitejarctl.repositories import _batch
+
+db = open_database(parse_url(sys.argv[1]))
+print("ready", flush=True)
+def apply(condition):
+    print("batch", time.time(), flush=True)
+    return K.delete().where(condition).execute()
+_batch.in_batches(db, K, K.created_at >= 20, apply, batch_size=10)
+"""
+
+
+def test_bulk_changes_on_one_file_take_turns(sqlite_url, monkeypatch):
+    import subprocess
+    import sys
+    import time
+
+    db = open_database(parse_url(sqlite_url))
+    monkeypatch.setattr(_batch, "YIELD_AFTER_SECONDS", 0.0)  # pauses in which the second could get the lock
+    monkeypatch.setattr(_batch, "YIELD_SECONDS", 0.3)
+    try:
+        keys(40)
+        started = []
+
+        def apply(condition):
+            if not started:  # the second change starts while this one is under way, and waits for its turn
+                started.append(subprocess.Popen([sys.executable, "-c", SECOND_CHANGE, sqlite_url],
+                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+                assert started[0].stdout.readline() == "ready\n"
+            time.sleep(0.3)
+            return K.delete().where(condition).execute()
+
+        _batch.in_batches(db, K, K.created_at < 20, apply, batch_size=10)
+        done = time.time()
+        second = started[0]
+        out, err = second.communicate(timeout=60)
+        assert (second.returncode, err) == (0, "")
+        batches = [float(line.split()[1]) for line in out.splitlines()]
+        assert len(batches) == 2 and min(batches) >= done  # not one of its batches before the first change ended
+        assert os.path.exists(sqlite_url + _batch.LOCK_SUFFIX)
+        assert K.select().count() == 0
+    finally:
+        db.close()

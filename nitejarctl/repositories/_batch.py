@@ -8,7 +8,10 @@ change never holds it for long: each batch finds the upper key of the next
 rescanning); on PostgreSQL the primary key. The batch size adapts so that each
 transaction holds the lock for about TARGET_SECONDS: small enough for
 nitejar's writers, large enough that per-commit costs do not dominate a
-million-row change.
+million-row change. SQLite's lock is not fair: a writer waiting for it
+sleeps between tries (up to 100 ms), and the next batch would take it again
+at once, so after every YIELD_AFTER_SECONDS of write-lock time the change
+pauses for YIELD_SECONDS, in which a waiting writer gets it.
 
 Checkpoints (SQLite in WAL mode). A commit appends the pages the batch
 changed to the WAL; a checkpoint copies them into the database file and
@@ -61,6 +64,11 @@ EAGER_SECONDS = 1.0  # of transactions, each checkpointed as soon as it commits
 FIRST_CHECKPOINT_SECONDS = 4.0  # unless the WAL file grew past WAL_TARGET_BYTES before
 MAX_CHECKPOINT_SECONDS = 10.0
 BULK_CACHE_KIB = 128 * 1024
+# SQLite: after this much write-lock time, a pause before the next batch, long
+# enough for a writer waiting on the lock to get it (SQLite's busy handler
+# tries again at least every 100 ms), so that nitejar never waits much longer.
+YIELD_AFTER_SECONDS = 1.0
+YIELD_SECONDS = 0.12
 
 Progress = Callable[[int], None]
 
@@ -80,14 +88,16 @@ def in_batches(db, model, where, apply: Callable[[object], int], *,
     total = 0
     last = None
     size = batch_size
-    with _bulk_connection(db) as committed:
+    held = 0.0  # write-lock time since the last pause (SQLite)
+    pauses = dialect(db) == "sqlite"
+    with _one_at_a_time(db), _bulk_connection(db) as committed:
         while True:
             with db.atomic():
                 started = time.monotonic()  # the write lock is ours from here to the commit
-                held: list[float] = []
+                lock: list[float] = []  # how long this batch held the write lock
                 # First thing after the commit, before any callback of apply's: the
-                # checkpoint of this batch starts while the rows are formatted.
-                db.after_commit(functools.partial(_committed, started, held, committed))
+                # checkpoint of this batch starts at once.
+                db.after_commit(functools.partial(_committed, started, lock, committed))
                 upper, found = _next_upper(model, key, where, last, size)
                 if upper is None:
                     return total
@@ -95,13 +105,45 @@ def in_batches(db, model, where, apply: Callable[[object], int], *,
                 if last is not None:
                     condition = condition & (key > last)
                 total += apply(condition)
-            seconds = held[0] if held else time.monotonic() - started
+            seconds = lock[0] if lock else time.monotonic() - started
             if progress is not None:
                 progress(total)
             if found < size:  # that was the last of them: no need to look further
                 return total
             last = upper
             size = _next_size(size, seconds)
+            held += seconds
+            if pauses and held >= YIELD_AFTER_SECONDS:
+                time.sleep(YIELD_SECONDS)  # nitejar's writers' turn
+                held = 0.0
+
+
+LOCK_SUFFIX = "-nitejarctl.lock"
+
+
+@contextlib.contextmanager
+def _one_at_a_time(db):
+    """On a SQLite file, one bulk change at a time: an exclusive flock(2) on
+    DATABASE-nitejarctl.lock (the database file itself must not be opened a
+    second time: closing that descriptor would drop SQLite's own locks). Two
+    greedy changes would otherwise take SQLite's unfair lock from each other
+    in every pause they make for nitejar's writers, which would then rarely
+    get it. A second change waits here for the first to end."""
+    path = _database_file(db) if dialect(db) == "sqlite" and db.transaction_depth() == 0 else None
+    try:
+        import fcntl
+
+        fd = os.open(path + LOCK_SUFFIX, os.O_RDWR | os.O_CREAT, 0o644) if path else None
+    except (ImportError, OSError):  # no flock here, or no file to lock: no turns to take
+        fd = None
+    if fd is None:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # and the lock with it
 
 
 def _committed(started: float, held: list, committed: Callable[[float], None]) -> None:
@@ -380,8 +422,13 @@ def _restore(db, autocheckpoint, cache, checkpointer) -> None:
     checkpointer.finish()
 
 
+def _database_file(db) -> str | None:
+    """The main database's file (None for an in-memory one)."""
+    return next((row[2] for row in db.execute_sql("PRAGMA database_list") if row[1] == "main"), "") or None
+
+
 def _wal_file(db) -> str | None:
-    path = next((row[2] for row in db.execute_sql("PRAGMA database_list") if row[1] == "main"), "")
+    path = _database_file(db)
     return path + "-wal" if path else None
 
 
