@@ -10,6 +10,14 @@ from nitejarctl.models import IdempotencyKey as K
 from nitejarctl.repositories import _batch
 
 
+@pytest.fixture
+def wal_db(sqlite_url):
+    """A connection of nitejarctl's own to the migrated SQLite test database (WAL)."""
+    db = open_database(parse_url(sqlite_url))
+    yield db
+    db.close()
+
+
 def keys(n, start=0):
     K.insert_many([{"key": f"k{i:05}", "created_at": i} for i in range(start, start + n)]).execute()
 
@@ -52,84 +60,72 @@ def _pragmas(db):
     return tuple(db.execute_sql(f"PRAGMA {p}").fetchone()[0] for p in ("wal_autocheckpoint", "cache_size"))
 
 
-def test_sqlite_connection_checkpoints_in_the_background_and_restores_its_settings(sqlite_url, monkeypatch):
-    db = open_database(parse_url(sqlite_url))
-    try:
-        assert db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
-        before = _pragmas(db)
-        keys(3000)
-        events = []
-        checkpointer = _batch.Checkpointer
-        monkeypatch.setattr(checkpointer, "request",
-                            lambda self, request=checkpointer.request: events.append("request") or request(self))
-        monkeypatch.setattr(checkpointer, "finish",
-                            lambda self, finish=checkpointer.finish: events.append("finish") or finish(self))
+def test_sqlite_connection_checkpoints_in_the_background_and_restores_its_settings(wal_db, sqlite_url, monkeypatch):
+    db = wal_db
+    assert db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+    before = _pragmas(db)
+    keys(3000)
+    events = []
+    checkpointer = _batch.Checkpointer
+    monkeypatch.setattr(checkpointer, "request",
+                        lambda self, request=checkpointer.request: events.append("request") or request(self))
+    monkeypatch.setattr(checkpointer, "finish",
+                        lambda self, finish=checkpointer.finish: events.append("finish") or finish(self))
 
-        def apply(condition):
-            events.append(_pragmas(db))
-            return K.delete().where(condition).execute()
+    def apply(condition):
+        events.append(_pragmas(db))
+        return K.delete().where(condition).execute()
 
-        assert _batch.in_batches(db, K, K.created_at >= 0, apply, batch_size=500) == 3000
-        assert events[0] == (0, -_batch.BULK_CACHE_KIB)  # no autocheckpoint meanwhile, a larger cache
-        assert events[1] == "request"  # a checkpoint as soon as the first batch committed
-        assert events.count("request") >= 2 and events[-1] == "finish"  # and one at the end
-        assert _pragmas(db) == before
-        assert os.path.getsize(sqlite_url + "-wal") == 0  # everything copied, the WAL file given back
-        assert db.execute_sql("PRAGMA busy_timeout").fetchone()[0] == 5000
-        assert db.execute_sql("PRAGMA integrity_check").fetchone() == ("ok",)
-    finally:
-        db.close()
+    assert _batch.in_batches(db, K, K.created_at >= 0, apply, batch_size=500) == 3000
+    assert events[0] == (0, -_batch.BULK_CACHE_KIB)  # no autocheckpoint meanwhile, a larger cache
+    assert events[1] == "request"  # a checkpoint as soon as the first batch committed
+    assert events.count("request") >= 2 and events[-1] == "finish"  # and one at the end
+    assert _pragmas(db) == before
+    assert os.path.getsize(sqlite_url + "-wal") == 0  # everything copied, the WAL file given back
+    assert db.execute_sql("PRAGMA busy_timeout").fetchone()[0] == 5000
+    assert db.execute_sql("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
-def test_checkpoints_space_out_once_the_change_is_no_longer_young(sqlite_url, monkeypatch):
-    db = open_database(parse_url(sqlite_url))
-    try:
-        keys(3000)
-        requests = []
-        request = _batch.Checkpointer.request
-        monkeypatch.setattr(_batch.Checkpointer, "request", lambda self: requests.append(1) or request(self))
-        monkeypatch.setattr(_batch, "EAGER_SECONDS", 0.0)
-        assert _batch.in_batches(db, K, K.created_at >= 0, lambda c: K.delete().where(c).execute(),
-                                 batch_size=500) == 3000
-        assert requests == []  # far from FIRST_CHECKPOINT_SECONDS and WAL_TARGET_BYTES: none meanwhile
-        assert os.path.getsize(sqlite_url + "-wal") == 0  # the last checkpoint took it all
-    finally:
-        db.close()
+def test_checkpoints_space_out_once_the_change_is_no_longer_young(wal_db, sqlite_url, monkeypatch):
+    db = wal_db
+    keys(3000)
+    requests = []
+    request = _batch.Checkpointer.request
+    monkeypatch.setattr(_batch.Checkpointer, "request", lambda self: requests.append(1) or request(self))
+    monkeypatch.setattr(_batch, "EAGER_SECONDS", 0.0)
+    assert _batch.in_batches(db, K, K.created_at >= 0, lambda c: K.delete().where(c).execute(),
+                             batch_size=500) == 3000
+    assert requests == []  # far from FIRST_CHECKPOINT_SECONDS and WAL_TARGET_BYTES: none meanwhile
+    assert os.path.getsize(sqlite_url + "-wal") == 0  # the last checkpoint took it all
 
 
-def test_a_failed_checkpoint_is_an_operational_error(sqlite_url, monkeypatch):
+def test_a_failed_checkpoint_is_an_operational_error(wal_db, sqlite_url, monkeypatch):
     from nitejarctl.errors import OperationalProblem
 
-    db = open_database(parse_url(sqlite_url))
-    try:
-        keys(10)
-        checkpointer = _batch.Checkpointer(sqlite_url)
-        checkpointer._conn.close()  # every checkpoint now fails
-        with pytest.raises(OperationalProblem, match="^checkpoint failed: Cannot operate on a closed database"):
-            checkpointer.finish()
-        monkeypatch.setattr(_batch, "Checkpointer", lambda path: checkpointer)
-        checkpointer._error = None
-        with pytest.raises(RuntimeError, match="batch failed"):  # the change's own error wins
-            _batch.in_batches(db, K, K.created_at >= 0, lambda c: (_ for _ in ()).throw(RuntimeError("batch failed")))
-        assert K.select().count() == 10
-    finally:
-        db.close()
+    db = wal_db
+    keys(10)
+    checkpointer = _batch.Checkpointer(sqlite_url)
+    checkpointer._conn.close()  # every checkpoint now fails
+    with pytest.raises(OperationalProblem, match="^checkpoint failed: Cannot operate on a closed database"):
+        checkpointer.finish()
+    monkeypatch.setattr(_batch, "Checkpointer", lambda path: checkpointer)
+    checkpointer._error = None
+    with pytest.raises(RuntimeError, match="batch failed"):  # the change's own error wins
+        _batch.in_batches(db, K, K.created_at >= 0, lambda c: (_ for _ in ()).throw(RuntimeError("batch failed")))
+    assert K.select().count() == 10
 
 
-def test_settings_are_restored_after_a_failing_batch(sqlite_url):
-    db = open_database(parse_url(sqlite_url))
-    try:
-        before = _pragmas(db)
-        keys(10)
+def test_settings_are_restored_after_a_failing_batch(wal_db):
+    db = wal_db
+    before = _pragmas(db)
+    keys(10)
 
-        def apply(condition):
-            raise RuntimeError("batch failed")
+    def apply(condition):
+        raise RuntimeError("batch failed")
 
-        with pytest.raises(RuntimeError):
-            _batch.in_batches(db, K, K.created_at >= 0, apply)
-        assert _pragmas(db) == before and K.select().count() == 10
-    finally:
-        db.close()
+    with pytest.raises(RuntimeError):
+        _batch.in_batches(db, K, K.created_at >= 0, apply)
+    assert _pragmas(db) == before and K.select().count() == 10
 
 
 @pytest.fixture
@@ -196,58 +192,52 @@ def test_changed_rows_are_handed_over_in_key_order_with_their_new_values(db):
     assert K.select().count() == 5
 
 
-def test_a_batch_that_changes_other_rows_than_it_read_is_rolled_back(sqlite_url, monkeypatch):
+def test_a_batch_that_changes_other_rows_than_it_read_is_rolled_back(wal_db, monkeypatch):
     from peewee import fn
 
     from nitejarctl.errors import OperationalProblem
 
-    db = open_database(parse_url(sqlite_url))
-    try:
-        keys(10)
-        # A condition that holds for every row on the reading connection, and on the writing
-        # one only while the batch's key scan looks (ten rows), not when the DELETE looks again.
-        calls = []
-        db.connection().create_function("visible", 1, lambda key: calls.append(key) or len(calls) <= 10)
-        connect = _batch._connect
+    db = wal_db
+    keys(10)
+    # A condition that holds for every row on the reading connection, and on the writing
+    # one only while the batch's key scan looks (ten rows), not when the DELETE looks again.
+    calls = []
+    db.connection().create_function("visible", 1, lambda key: calls.append(key) or len(calls) <= 10)
+    connect = _batch._connect
 
-        def reader(path, mode, **kwargs):
-            conn = connect(path, mode, **kwargs)
-            conn.create_function("visible", 1, lambda key: 1)
-            return conn
+    def reader(path, mode, **kwargs):
+        conn = connect(path, mode, **kwargs)
+        conn.create_function("visible", 1, lambda key: 1)
+        return conn
 
-        monkeypatch.setattr(_batch, "_connect", reader)
-        with pytest.raises(OperationalProblem, match="^idempotency_keys: a batch changed 0 rows where 10 were "
-                                                     "read; it was rolled back$"):
-            _batch.change_in_batches(db, K, fn.visible(K.key) == 1, None, columns=[K.key],
-                                     sink=lambda rows: None)
-        assert K.select().count() == 10
-    finally:
-        db.close()
+    monkeypatch.setattr(_batch, "_connect", reader)
+    with pytest.raises(OperationalProblem, match="^idempotency_keys: a batch changed 0 rows where 10 were "
+                                                 "read; it was rolled back$"):
+        _batch.change_in_batches(db, K, fn.visible(K.key) == 1, None, columns=[K.key],
+                                 sink=lambda rows: None)
+    assert K.select().count() == 10
 
 
-def test_the_change_runs_in_its_own_thread_beside_the_reading_of_its_rows(sqlite_url, monkeypatch):
+def test_the_change_runs_in_its_own_thread_beside_the_reading_of_its_rows(wal_db, monkeypatch):
     import threading
 
-    db = open_database(parse_url(sqlite_url))
-    try:
-        keys(50)
-        elsewhere = []
-        background = _batch._Background
+    db = wal_db
+    keys(50)
+    elsewhere = []
+    background = _batch._Background
 
-        def spied(call):
-            return background(lambda: elsewhere.append(threading.current_thread() is not threading.main_thread())
-                              or call())
+    def spied(call):
+        return background(lambda: elsewhere.append(threading.current_thread() is not threading.main_thread())
+                          or call())
 
-        monkeypatch.setattr(_batch, "_Background", spied)
-        handed = []
-        assert _batch.change_in_batches(db, K, K.created_at < 40, {K.created_at: -1}, columns=[K.key, K.created_at],
-                                        sink=handed.append, batch_size=15) == 40
-        assert len(elsewhere) >= 2 and all(elsewhere)
-        assert [row for chunk in handed for row in chunk] == [(f"k{i:05}", -1) for i in range(40)]
-        assert K.select().where(K.created_at == -1).count() == 40
-        assert db.execute_sql("PRAGMA integrity_check").fetchone() == ("ok",)
-    finally:
-        db.close()
+    monkeypatch.setattr(_batch, "_Background", spied)
+    handed = []
+    assert _batch.change_in_batches(db, K, K.created_at < 40, {K.created_at: -1}, columns=[K.key, K.created_at],
+                                    sink=handed.append, batch_size=15) == 40
+    assert len(elsewhere) >= 2 and all(elsewhere)
+    assert [row for chunk in handed for row in chunk] == [(f"k{i:05}", -1) for i in range(40)]
+    assert K.select().where(K.created_at == -1).count() == 40
+    assert db.execute_sql("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
 def test_changed_rows_without_wal_come_from_returning(rollback_journal):
