@@ -82,7 +82,8 @@ def idempotency_prune(settings, older_than, dry_run, yes):
       nitejarctl idempotency prune --older-than 30d --dry-run
       nitejarctl idempotency prune --older-than 30d --yes -o ids
     """
-    from nitejarctl.cli.memories import confirm_or_abort, progress, report, spool, spooled
+    from nitejarctl.cli.memories import confirm_or_abort, report, spooled
+    from nitejarctl.cli.options import progress, spool
     from nitejarctl.db import now, stream
     from nitejarctl.repositories import idempotency as repo
 

@@ -20,6 +20,8 @@ from nitejarctl.cli.options import (
     group,
     ignore_missing_option,
     limit_option,
+    progress,
+    spool,
     yes_option,
 )
 from nitejarctl.cli.stats import memories_stats
@@ -149,27 +151,11 @@ def report(settings, rows, columns, verb: str, *, n: int | None = None, dry_run=
     return n
 
 
-def spool(settings, fields, columns, db, *, id_field: str = "id"):
-    """Where a bulk change's rows wait for the end of the change (nitejarctl.spool)."""
-    from nitejarctl.spool import for_format
-
-    return for_format(fields, columns, settings.fmt, db, id_field=id_field,
-                      keep=effective_limit(settings, None))
-
-
 def confirm_or_abort(settings, question: str, yes: bool) -> None:
     from nitejarctl.errors import OperationalProblem
 
     if not confirm(settings, question, yes):
         raise OperationalProblem("aborted: nothing deleted")
-
-
-def progress(settings, label: str, total=None):
-    """A progress bar on stderr for a long bulk change (see output.ProgressBar)."""
-    from nitejarctl.output import ProgressBar
-
-    return ProgressBar(label, total, color=settings.color,
-                       enabled=settings.stderr_is_terminal() and not settings.quiet)
 
 
 def spooled(settings, spool, change, what: str) -> int:

@@ -208,6 +208,22 @@ def _isatty(stream) -> bool:
 # -------------------------------------------------------------------- listings
 
 
+def spool(settings: Settings, fields, columns, db, *, id_field: str = "id"):
+    """Where a bulk change's rows wait for the end of the change (nitejarctl.spool)."""
+    from nitejarctl.spool import for_format
+
+    return for_format(fields, columns, settings.fmt, db, id_field=id_field,
+                      keep=effective_limit(settings, None))
+
+
+def progress(settings: Settings, label: str, total=None):
+    """A progress bar on stderr for a long bulk change (see output.ProgressBar)."""
+    from nitejarctl.output import ProgressBar
+
+    return ProgressBar(label, total, color=settings.color,
+                       enabled=settings.stderr_is_terminal() and not settings.quiet)
+
+
 def effective_limit(settings: Settings, limit: int | None) -> int | None:
     if limit is None and settings.fmt == "table":
         return TABLE_LIMIT

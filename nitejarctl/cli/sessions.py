@@ -18,8 +18,10 @@ from nitejarctl.cli.options import (
     group,
     ignore_missing_option,
     limit_option,
+    progress,
     yes_option,
 )
+from nitejarctl.cli.options import spool as spool_for
 from nitejarctl.cli.stats import sessions_stats
 from nitejarctl.errors import NotFound, OperationalProblem, UsageProblem
 
@@ -191,26 +193,17 @@ def _report(settings, rows, n: int, verb: tuple, *, dry_run: bool, tail: str = "
     settings.info(f"{words} {_plural(n)}{suffix}{tail}{' (dry run)' if dry_run else ''}")
 
 
-def _progress(settings, label: str, total=None):
-    """A progress bar on stderr for a long bulk change (see output.ProgressBar)."""
-    from nitejarctl.output import ProgressBar
-
-    return ProgressBar(label, total, color=settings.color,
-                       enabled=settings.stderr_is_terminal() and not settings.quiet)
-
-
 def _bulk(settings, change, verb, *, dry_run: bool, remaining=None) -> None:
     """Run `change(spool, progress)`, a batched change that puts the rows it
     changes in the spool, then report them. `remaining()` counts the rows
     still to change, for the progress bar's total."""
     from nitejarctl.repositories import sprite_sessions as repo
-    from nitejarctl.spool import for_format
 
     db = settings.database()
     fields = [f.name for f in repo.fields(db)]
-    with for_format(fields, _columns(), settings.fmt, db, keep=effective_limit(settings, None)) as spool:
+    with spool_for(settings, fields, _columns(), db) as spool:
         total = None if remaining is None else (lambda: bar.completed + remaining())
-        with _progress(settings, "closing" if verb[0] == "close" else "deleting", total) as bar:
+        with progress(settings, "closing" if verb[0] == "close" else "deleting", total) as bar:
             try:
                 n = change(spool, None if dry_run else bar.update)
             except Exception:

@@ -35,9 +35,10 @@ writer to copy. The connection's page cache is raised to BULK_CACHE_KIB
 meanwhile, so that a batch's index pages stay in memory until its commit.
 Both settings are the connection's own and are restored.
 
-Rows. A change that reports its rows gets them, on SQLite, from the SELECT
-that finds each batch's key range (change_in_batches); on PostgreSQL from
-UPDATE / DELETE … RETURNING (returning()).
+Rows. A change that reports its rows gets them, on SQLite in WAL mode, from
+a read-only connection while the batch's statement runs in a thread of its
+own (change_in_batches); elsewhere from UPDATE / DELETE … RETURNING
+(returning()).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ import functools
 import operator
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -146,9 +148,9 @@ def _one_at_a_time(db):
         os.close(fd)  # and the lock with it
 
 
-def _committed(started: float, held: list, committed: Callable[[float], None]) -> None:
-    held.append(time.monotonic() - started)
-    committed(held[0])
+def _committed(started: float, lock: list, committed: Callable[[float], None]) -> None:
+    lock.append(time.monotonic() - started)
+    committed(lock[0])
 
 
 def change_in_batches(db, model, where, values: dict | None, *, columns: Sequence = (),
@@ -229,8 +231,6 @@ class _Background:
     its result or raises its exception."""
 
     def __init__(self, call: Callable[[], object]):
-        import threading
-
         self._result: object = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(call,), name="batch")
@@ -254,19 +254,19 @@ def _wal_database(db) -> str | None:
     transaction (None otherwise)."""
     if dialect(db) != "sqlite" or db.transaction_depth() > 0:
         return None
-    wal = _wal_file(db)
-    if wal is None or str(_pragma(db, "journal_mode")).lower() != "wal":
+    path = _database_file(db)
+    if path is None or str(_pragma(db, "journal_mode")).lower() != "wal":
         return None
-    return wal[:-len("-wal")]
+    return path
 
 
-def _connect(path: str, mode: str, *, busy_timeout: float = 0.0) -> sqlite3.Connection:
-    """A connection of nitejarctl's own to the database file `path`
-    (mode ro or rw), usable from any thread."""
+def _connect(path: str, mode: str) -> sqlite3.Connection:
+    """A connection of nitejarctl's own to the database file `path` (mode ro
+    or rw), usable from any thread, that never waits for a lock."""
     from urllib.parse import quote
 
     return sqlite3.connect(f"file:{quote(path)}?mode={mode}", uri=True, isolation_level=None,
-                           timeout=busy_timeout, check_same_thread=False)
+                           timeout=0, check_same_thread=False)
 
 
 def preview_columns(columns: Sequence, values: dict | None) -> list:
@@ -378,8 +378,6 @@ class Checkpointer:
     so nitejar's writers never wait on them."""
 
     def __init__(self, path: str):
-        import threading
-
         self.frames = 0  # the WAL frames the last checkpoint found
         self._error: Exception | None = None
         self._conn = _connect(path, "rw")
@@ -427,14 +425,9 @@ def _database_file(db) -> str | None:
     return next((row[2] for row in db.execute_sql("PRAGMA database_list") if row[1] == "main"), "") or None
 
 
-def _wal_file(db) -> str | None:
-    path = _database_file(db)
-    return path + "-wal" if path else None
-
-
-def _size(path: str | None) -> int:
+def _size(path: str) -> int:
     try:
-        return os.path.getsize(path) if path else 0
+        return os.path.getsize(path)
     except OSError:
         return 0
 
