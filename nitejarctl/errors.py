@@ -6,12 +6,15 @@ EXIT_USAGE = 2
 EXIT_NOT_FOUND = 3
 EXIT_PARTIAL = 4
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 class NitejarError(Exception):
-    """An error a user can act on; its message is shown as one line."""
+    """An error a user can act on; its message is shown as one line, after
+    `prefix`."""
 
     exit_code = EXIT_OPERATIONAL
+    prefix = "Error: "
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -50,3 +53,33 @@ class PartialFailure(NitejarError):
 
 class CheckFailed(NitejarError):
     """A check (doctor, migrate status --check) found problems; already reported."""
+
+
+class Declined(NitejarError):
+    """The operator answered no: nothing was done (exit 1, not an error)."""
+
+    prefix = ""
+
+
+class Interrupted(NitejarError):
+    """A signal stopped a bulk change between two batches; the message says
+    what it changed (shown as it is, without "Error:")."""
+
+    prefix = ""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+MAX_IDS_SHOWN = 10
+
+
+def missing_ids(noun: str, nouns: str, ids) -> NotFound:
+    """NotFound naming the ids of no `noun` (at most MAX_IDS_SHOWN of them)."""
+    ids = list(ids)
+    if len(ids) == 1:
+        return NotFound(f"no {noun} with id {ids[0]!r}")
+    shown = ", ".join(repr(i) for i in ids[:MAX_IDS_SHOWN])
+    more = len(ids) - MAX_IDS_SHOWN
+    return NotFound(f"no {nouns} with ids {shown}" + (f" and {more} more" if more > 0 else ""))

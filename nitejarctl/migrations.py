@@ -9,22 +9,19 @@ indexes the models have and the database lacks are added.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field
 
 from nitejarctl import models, schema
-from nitejarctl.db import dialect, now, table_names
+from nitejarctl.db import now
 from nitejarctl.errors import OperationalProblem
 
 MIGRATIONS_TABLE = "nitejarctl_migrations"
 NITEJAR_TABLE = "kysely_migration"
-# pg_advisory_lock key: "nitejar" as a 56-bit integer.
-ADVISORY_KEY = int.from_bytes(b"nitejar", "big")
-DEFAULT_LOCK_WAIT = 60.0
+DEFAULT_LOCK_WAIT = 600.0
 
 
-def m001_initial_schema(dialect_name: str) -> list[str]:
-    return schema.schema_statements(dialect_name)
+def m001_initial_schema(dialect) -> list[str]:
+    return schema.schema_statements(dialect)
 
 
 MIGRATIONS = [
@@ -32,12 +29,14 @@ MIGRATIONS = [
 ]
 
 
-def offline_sql(dialect_name: str) -> str:
+def offline_sql(backend: str) -> str:
     """The DDL of every migration, for printing (`migrate --sql`)."""
-    out = [f"-- nitejarctl schema for {dialect_name}"]
+    from nitejarctl.db.dialects import BACKENDS
+
+    out = [f"-- nitejarctl schema for {backend}"]
     for name, fn in MIGRATIONS:
         out.append(f"-- migration {name}")
-        out += [stmt + ";" for stmt in fn(dialect_name)]
+        out += [stmt + ";" for stmt in fn(BACKENDS[backend])]
     return "\n".join(out) + "\n"
 
 
@@ -64,13 +63,13 @@ class Status:
 
 def nitejar_migration_count(db) -> int | None:
     """Number of nitejar (Kysely) migrations applied, or None when not nitejar-managed."""
-    if NITEJAR_TABLE not in table_names(db):
+    if NITEJAR_TABLE not in db.tables():
         return None
     return db.execute_sql(f'SELECT count(*) FROM "{NITEJAR_TABLE}"').fetchone()[0]
 
 
 def applied_migrations(db) -> dict[str, int]:
-    if MIGRATIONS_TABLE not in table_names(db):
+    if MIGRATIONS_TABLE not in db.tables():
         return {}
     rows = db.execute_sql(f'SELECT name, applied_at FROM "{MIGRATIONS_TABLE}"').fetchall()
     return {name: applied_at for name, applied_at in rows}
@@ -120,44 +119,15 @@ def migrate(db, *, fresh_file: bool = False, backup_path: str | None = None,
     Serialised across processes: SQLite by BEGIN IMMEDIATE, PostgreSQL by an
     advisory lock held on this connection (waiting at most `lock_wait` seconds).
     """
-    if dialect(db) == "sqlite":
-        if fresh_file:
-            _set_wal(db)
+    if fresh_file:
+        db.prepare_new()
+    with db.migration_lock(lock_wait):
         return _migrate_locked(db, backup_path)
-    _pg_lock(db, lock_wait)
-    try:
-        return _migrate_locked(db, backup_path)
-    finally:
-        db.execute_sql("SELECT pg_advisory_unlock(%s)", (ADVISORY_KEY,))
-
-
-def _set_wal(db) -> None:
-    # Several processes may create the same file at once; the switch needs the
-    # write lock, which busy_timeout waits for.
-    db.execute_sql("PRAGMA journal_mode = WAL").fetchone()
-
-
-def _pg_lock(db, lock_wait: float) -> None:
-    deadline = time.monotonic() + lock_wait
-    while True:
-        got = db.execute_sql("SELECT pg_try_advisory_lock(%s)", (ADVISORY_KEY,)).fetchone()[0]
-        if got:
-            return
-        if time.monotonic() >= deadline:
-            raise OperationalProblem(
-                f"another nitejarctl migrate holds the migration lock (waited {lock_wait:.0f}s)"
-            )
-        time.sleep(0.1)
-
-
-def _forget_columns(db) -> None:
-    db.__dict__.pop("_nitejarctl_columns", None)
 
 
 def _migrate_locked(db, backup_path: str | None) -> Result:
-    name = dialect(db)
     result = Result()
-    _forget_columns(db)
+    db.forget_schema()
     count = nitejar_migration_count(db)
     if count is not None:
         raise managed_refusal(count)
@@ -170,29 +140,29 @@ def _migrate_locked(db, backup_path: str | None) -> Result:
                 f'CREATE TABLE IF NOT EXISTS "{MIGRATIONS_TABLE}" '
                 '("name" text primary key, "applied_at" integer not null)'
             )
-            placeholder = "?" if name == "sqlite" else "%s"
+            placeholder = db.param
             already = db.execute_sql(
                 f'SELECT 1 FROM "{MIGRATIONS_TABLE}" WHERE name = {placeholder}', (migration_name,)
             ).fetchone()
             if already:  # another process applied it while we waited for the lock
                 continue
-            for stmt in fn(name):
+            for stmt in fn(type(db)):
                 db.execute_sql(stmt)
             db.execute_sql(
                 f'INSERT INTO "{MIGRATIONS_TABLE}" (name, applied_at) VALUES ({placeholder}, {placeholder})',
                 (migration_name, now()),
             )
         result.applied.append(migration_name)
-        _forget_columns(db)
+        db.forget_schema()
     _reconcile(db, result)
     return result
 
 
 def _reconcile(db, result: Result) -> None:
     """Add the columns and indexes that an older database lacks."""
-    name = dialect(db)
+    name = type(db)
     with db.atomic():
-        _forget_columns(db)
+        db.forget_schema()
         d = schema.drift(db, managed=False, internal_tables=(MIGRATIONS_TABLE,))
         by_table = {m._meta.table_name: m for m in models.MODELS}
         for table in d.missing_tables:
@@ -211,7 +181,7 @@ def _reconcile(db, result: Result) -> None:
             cols = dict(model._meta.named_indexes)[index]
             db.execute_sql(schema.create_index_sql(model, index, cols))
             result.added_indexes.append((table, index))
-    _forget_columns(db)
+    db.forget_schema()
 
 
 def backup_sqlite(db, backup_path: str) -> str:

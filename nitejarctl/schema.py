@@ -8,13 +8,6 @@ import peewee as pw
 
 from nitejarctl import models
 
-_TYPES = {
-    "sqlite": {"text": "text", "integer": "integer", "real": "real", "blob": "blob"},
-    "postgresql": {"text": "text", "integer": "integer", "real": "double precision",
-                   "blob": "bytea"},
-}
-_NOW = {"sqlite": "(unixepoch())", "postgresql": "(extract(epoch from now())::integer)"}
-
 
 def _kind(f: pw.Field) -> str:
     if isinstance(f, pw.ForeignKeyField):
@@ -28,9 +21,9 @@ def _kind(f: pw.Field) -> str:
     return "text"
 
 
-def _default_sql(value, dialect: str) -> str:
+def _default_sql(value, dialect) -> str:
     if value == models.NOW:
-        return _NOW[dialect]
+        return dialect.now_sql
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"
     return repr(value)
@@ -40,16 +33,16 @@ def q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def column_sql(f: pw.Field, dialect: str, *, for_add: bool = False) -> str:
-    """One column definition, in the style of nitejar's own migrations."""
-    parts = [q(f.column_name), _TYPES[dialect][_kind(f)]]
+def column_sql(f: pw.Field, dialect, *, for_add: bool = False) -> str:
+    """One column definition, in the style of nitejar's own migrations, for
+    `dialect` (a db.dialects class)."""
+    parts = [q(f.column_name), dialect.column_types[_kind(f)]]
     if f.primary_key and not isinstance(f.model._meta.primary_key, pw.CompositeKey):
         parts.append("primary key")
     default = getattr(f, "server_default", None)
     if default is not None:
-        if for_add and dialect == "sqlite" and default == models.NOW:
-            # SQLite cannot add a column with a non-constant default.
-            default = 0
+        if for_add:
+            default = dialect.add_column_default(default)
         parts.append("default " + _default_sql(default, dialect))
     if not f.null and not f.primary_key:
         parts.append("not null")
@@ -62,7 +55,7 @@ def column_sql(f: pw.Field, dialect: str, *, for_add: bool = False) -> str:
     return " ".join(parts)
 
 
-def create_table_sql(model, dialect: str) -> str:
+def create_table_sql(model, dialect) -> str:
     meta = model._meta
     defs = [column_sql(f, dialect) for f in meta.sorted_fields]
     if isinstance(meta.primary_key, pw.CompositeKey):
@@ -76,7 +69,7 @@ def create_index_sql(model, name: str, columns) -> str:
     return f"CREATE INDEX IF NOT EXISTS {q(name)} on {q(model._meta.table_name)} ({cols})"
 
 
-def schema_statements(dialect: str, model_list=models.MODELS) -> list[str]:
+def schema_statements(dialect, model_list=models.MODELS) -> list[str]:
     """Every CREATE TABLE, then every CREATE INDEX, for a fresh database."""
     tables = [create_table_sql(m, dialect) for m in model_list]
     indexes = [create_index_sql(m, name, cols)
@@ -85,19 +78,6 @@ def schema_statements(dialect: str, model_list=models.MODELS) -> list[str]:
 
 
 # ----------------------------------------------------------------------- drift
-
-
-def live_indexes(db) -> dict[str, str]:
-    """Index name -> table, for every table in the database."""
-    if isinstance(db, pw.PostgresqlDatabase):
-        rows = db.execute_sql(
-            "SELECT indexname, tablename FROM pg_indexes WHERE schemaname = current_schema()"
-        ).fetchall()
-    else:
-        rows = db.execute_sql(
-            "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index'"
-        ).fetchall()
-    return {name: table for name, table in rows}
 
 
 @dataclass
@@ -122,19 +102,17 @@ def expected_schema(managed: bool):
 
 
 def drift(db, *, managed: bool, internal_tables=()) -> Drift:
-    from nitejarctl.db import table_columns, table_names
-
     expected, ignored = expected_schema(managed)
     result = Drift()
-    live_tables = table_names(db)
-    indexes = live_indexes(db)
+    live_tables = db.tables()
+    indexes = db.index_names()
     known = {m._meta.table_name for m in models.MODELS}
     for model in expected:
         table = model._meta.table_name
         if table not in live_tables:
             result.missing_tables.append(table)
             continue
-        live = table_columns(db, table)
+        live = db.columns(table)
         wanted = [f.column_name for f in model._meta.sorted_fields]
         result.missing_columns += [(table, c) for c in wanted
                                    if c not in live and (table, c) not in ignored]

@@ -243,11 +243,14 @@ class Run:
         self.url = url
         self.runner = CliRunner()
 
-    def __call__(self, *args, input=None, env=None, url=True):
+    def __call__(self, *args, input=None, env=None, url=True, settings=None):
+        """`settings` (a cli.context.Settings) steers what no option sets:
+        batching, whether stderr is a terminal, whether a person can answer."""
         argv = [str(a) for a in args]
         if url and self.url is not None:
             argv += ["-d", self.url]
-        return self.runner.invoke(cli, argv, input=input, env=env, catch_exceptions=False)
+        extra = {} if settings is None else {"obj": settings}
+        return self.runner.invoke(cli, argv, input=input, env=env, catch_exceptions=False, **extra)
 
 
 @pytest.fixture

@@ -374,15 +374,16 @@ def test_delete_refuses_without_terminal_or_yes(run, busy_agent):
     assert count(models.Agent) == 2
 
 
-def test_delete_asks_on_a_terminal(run, busy_agent, monkeypatch):
-    monkeypatch.setattr("nitejarctl.cli.options._isatty", lambda stream: True)
-    declined = run("agents", "delete", "worker", input="n\n")
+def test_delete_asks_on_a_terminal(run, busy_agent):
+    from nitejarctl.cli.context import Settings
+
+    declined = run("agents", "delete", "worker", input="n\n", settings=Settings(interactive=True))
     assert declined.exit_code == 1
     assert declined.stderr == ("Delete agent 'worker' (a-1) and 2 jobs, 3 messages, 2 memories, "
                                "1 summary, 1 integration link? [y/N]: n\n"
-                               "Error: aborted: nothing deleted\n")
+                               "nothing deleted\n")
     assert count(models.Agent) == 2
-    accepted = run("agents", "delete", "worker", "-o", "ids", input="y\n")
+    accepted = run("agents", "delete", "worker", "-o", "ids", input="y\n", settings=Settings(interactive=True))
     assert (accepted.exit_code, accepted.stdout) == (0, "a-1\n")
     assert count(models.Agent) == 1
 

@@ -1,13 +1,26 @@
-"""Batched bulk writes: key-range batches, their size, progress, the rows they
-return in key order, and the SQLite connection settings kept only meanwhile."""
+"""Batched bulk changes (db.batches, db.changed_rows, db.checkpoints): key-range
+batches and their size, the rows they report in key order, the SQLite
+connection settings kept only meanwhile, the pauses for nitejar's writers and
+the turns bulk changes take. Behaviour is steered through parameters
+(Batching, sleep, clock), never by patching the modules."""
 
 import os
+import subprocess
+import sys
+import threading
+import time
 
 import pytest
+from peewee import fn
 
 from nitejarctl.db import open_database, parse_url
+from nitejarctl.db.batches import Batching, Bulk, TurnLock, run
+from nitejarctl.db.changed_rows import Before, Change
+from nitejarctl.db.checkpoints import BULK_CACHE_KIB, Schedule
+from nitejarctl.errors import OperationalProblem
 from nitejarctl.models import IdempotencyKey as K
-from nitejarctl.repositories import _batch
+
+BY = {n: Batching(first=n, smallest=n, largest=n) for n in (1, 2, 6, 10, 500)}
 
 
 @pytest.fixture
@@ -16,116 +29,6 @@ def wal_db(sqlite_url):
     db = open_database(parse_url(sqlite_url))
     yield db
     db.close()
-
-
-def keys(n, start=0):
-    K.insert_many([{"key": f"k{i:05}", "created_at": i} for i in range(start, start + n)]).execute()
-
-
-def test_batches_cover_every_row_once_and_report_progress(db):
-    keys(25)
-    done, conditions = [], []
-
-    def apply(condition):
-        conditions.append(condition)
-        return K.update(created_at=K.created_at + 1000).where(condition).execute()
-
-    assert _batch.in_batches(db, K, K.created_at < 20, apply, batch_size=6, progress=done.append) == 20
-    assert sorted(k.created_at for k in K.select()) == [*range(20, 25), *range(1000, 1020)]
-    assert done[-1] == 20 and done == sorted(done) and len(done) == len(conditions) >= 2
-
-
-def test_next_size_aims_at_the_target_within_half_and_double(monkeypatch):
-    monkeypatch.setattr(_batch, "TARGET_SECONDS", 0.3)
-    assert _batch._next_size(10_000, 0.3) == 10_000
-    assert _batch._next_size(10_000, 0.6) == 5_000
-    assert _batch._next_size(10_000, 6.0) == 5_000  # at most half at once
-    assert _batch._next_size(10_000, 0.001) == 20_000  # at most double
-    assert _batch._next_size(600, 10.0) == _batch.MIN_BATCH
-    assert _batch._next_size(_batch.MAX_BATCH, 0.0) == _batch.MAX_BATCH
-
-
-def test_returning_hands_over_rows_in_key_order(db):
-    keys(12)
-    batches = []
-    query = K.delete().where(K.created_at.in_([11, 3, 7, 0, 5]))
-    assert _batch.returning(db, query, K, [K.key, K.created_at], batches.append) == 5
-    rows = [row for batch in batches for row in batch]
-    assert rows == sorted(rows) == [("k00000", 0), ("k00003", 3), ("k00005", 5), ("k00007", 7),
-                                    ("k00011", 11)]
-    assert K.select().count() == 7
-
-
-def _pragmas(db):
-    return tuple(db.execute_sql(f"PRAGMA {p}").fetchone()[0] for p in ("wal_autocheckpoint", "cache_size"))
-
-
-def test_sqlite_connection_checkpoints_in_the_background_and_restores_its_settings(wal_db, sqlite_url, monkeypatch):
-    db = wal_db
-    assert db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
-    before = _pragmas(db)
-    keys(3000)
-    events = []
-    checkpointer = _batch.Checkpointer
-    monkeypatch.setattr(checkpointer, "request",
-                        lambda self, request=checkpointer.request: events.append("request") or request(self))
-    monkeypatch.setattr(checkpointer, "finish",
-                        lambda self, finish=checkpointer.finish: events.append("finish") or finish(self))
-
-    def apply(condition):
-        events.append(_pragmas(db))
-        return K.delete().where(condition).execute()
-
-    assert _batch.in_batches(db, K, K.created_at >= 0, apply, batch_size=500) == 3000
-    assert events[0] == (0, -_batch.BULK_CACHE_KIB)  # no autocheckpoint meanwhile, a larger cache
-    assert events[1] == "request"  # a checkpoint as soon as the first batch committed
-    assert events.count("request") >= 2 and events[-1] == "finish"  # and one at the end
-    assert _pragmas(db) == before
-    assert os.path.getsize(sqlite_url + "-wal") == 0  # everything copied, the WAL file given back
-    assert db.execute_sql("PRAGMA busy_timeout").fetchone()[0] == 5000
-    assert db.execute_sql("PRAGMA integrity_check").fetchone() == ("ok",)
-
-
-def test_checkpoints_space_out_once_the_change_is_no_longer_young(wal_db, sqlite_url, monkeypatch):
-    db = wal_db
-    keys(3000)
-    requests = []
-    request = _batch.Checkpointer.request
-    monkeypatch.setattr(_batch.Checkpointer, "request", lambda self: requests.append(1) or request(self))
-    monkeypatch.setattr(_batch, "EAGER_SECONDS", 0.0)
-    assert _batch.in_batches(db, K, K.created_at >= 0, lambda c: K.delete().where(c).execute(),
-                             batch_size=500) == 3000
-    assert requests == []  # far from FIRST_CHECKPOINT_SECONDS and WAL_TARGET_BYTES: none meanwhile
-    assert os.path.getsize(sqlite_url + "-wal") == 0  # the last checkpoint took it all
-
-
-def test_a_failed_checkpoint_is_an_operational_error(wal_db, sqlite_url, monkeypatch):
-    from nitejarctl.errors import OperationalProblem
-
-    db = wal_db
-    keys(10)
-    checkpointer = _batch.Checkpointer(sqlite_url)
-    checkpointer._conn.close()  # every checkpoint now fails
-    with pytest.raises(OperationalProblem, match="^checkpoint failed: Cannot operate on a closed database"):
-        checkpointer.finish()
-    monkeypatch.setattr(_batch, "Checkpointer", lambda path: checkpointer)
-    checkpointer._error = None
-    with pytest.raises(RuntimeError, match="batch failed"):  # the change's own error wins
-        _batch.in_batches(db, K, K.created_at >= 0, lambda c: (_ for _ in ()).throw(RuntimeError("batch failed")))
-    assert K.select().count() == 10
-
-
-def test_settings_are_restored_after_a_failing_batch(wal_db):
-    db = wal_db
-    before = _pragmas(db)
-    keys(10)
-
-    def apply(condition):
-        raise RuntimeError("batch failed")
-
-    with pytest.raises(RuntimeError):
-        _batch.in_batches(db, K, K.created_at >= 0, apply)
-    assert _pragmas(db) == before and K.select().count() == 10
 
 
 @pytest.fixture
@@ -143,31 +46,150 @@ def rollback_journal(tmp_path):
         db.close()
 
 
+def keys(n, start=0):
+    K.insert_many([{"key": f"k{i:05}", "created_at": i} for i in range(start, start + n)]).execute()
+
+
+def changed(rows):
+    return [row for batch in rows for row in batch]
+
+
+def test_batches_cover_every_row_once_and_report_progress(db):
+    keys(25)
+    done = []
+    change = Change(K, K.created_at < 20, {K.created_at: K.created_at + 1000})
+    assert run(db, change, progress=done.append, batching=BY[6]) == 20
+    assert sorted(k.created_at for k in K.select()) == [*range(20, 25), *range(1000, 1020)]
+    assert done == [6, 6, 6, 2]  # each batch's own count, after its commit
+
+
+def test_next_size_aims_at_the_target_within_half_and_double():
+    batching = Batching(seconds=0.3, smallest=500, largest=100_000)
+    assert batching.next_size(10_000, 0.3) == 10_000
+    assert batching.next_size(10_000, 0.6) == 5_000
+    assert batching.next_size(10_000, 6.0) == 5_000  # at most half at once
+    assert batching.next_size(10_000, 0.001) == 20_000  # at most double
+    assert batching.next_size(600, 10.0) == 500
+    assert batching.next_size(100_000, 0.0) == 100_000
+
+
+def test_changed_rows_come_in_key_order_with_their_new_values(db):
+    keys(30)
+    handed = []
+    change = Change(K, K.created_at < 25, {K.created_at: 1000}, columns=[K.key, K.created_at])
+    assert run(db, change, sink=handed.append, batching=BY[10]) == 25
+    assert changed(handed) == [(f"k{i:05}", 1000) for i in range(25)]  # the new values, in key order
+    assert sorted(k.created_at for k in K.select()) == [*range(25, 30), *[1000] * 25]
+    handed.clear()
+    assert run(db, Change(K, K.created_at == 1000, columns=[K.key]), sink=handed.append, batching=BY[10]) == 25
+    assert changed(handed) == [(f"k{i:05}",) for i in range(25)]
+    assert K.select().count() == 5
+
+
+def test_values_from_before_the_change_and_expressions(db):
+    keys(4)
+    handed = []
+    change = Change(K, K.created_at >= 2, {K.created_at: K.created_at * 10},
+                    columns=[K.key, Before(K.created_at, "was"), K.created_at, fn.LENGTH(K.key).alias("n")])
+    assert run(db, change, sink=handed.append) == 2
+    assert change.names == ("key", "was", "created_at", "n")
+    assert changed(handed) == [("k00002", 2, 20, 6), ("k00003", 3, 30, 6)]
+
+
+def test_a_dry_run_hands_over_exactly_what_the_change_would(db):
+    keys(12)
+    change = Change(K, K.created_at.in_([11, 3, 7, 0, 5]), {K.created_at: -1}, columns=[K.key, K.created_at])
+    preview = []
+    assert Bulk(sink=preview.append, dry_run=True).apply(db, change) == 5
+    assert Bulk(dry_run=True).apply(db, change) == 5  # a count, without the rows
+    assert K.select().where(K.created_at == -1).count() == 0
+    real = []
+    assert Bulk(sink=real.append, batching=BY[2]).apply(db, change) == 5
+    assert changed(real) == changed(preview) == [(f"k{i:05}", -1) for i in (0, 3, 5, 7, 11)]
+
+
+def test_changed_rows_without_wal_are_read_before_the_change(rollback_journal):
+    db, _ = rollback_journal  # readers would block the writer: no reading beside it
+    keys(30)
+    handed = []
+    assert run(db, Change(K, K.created_at >= 5, columns=[K.key]), sink=handed.append, batching=BY[10]) == 25
+    assert changed(handed) == [(f"k{i:05}",) for i in range(5, 30)]
+    assert K.select().count() == 5
+
+
+def test_a_batch_that_changes_other_rows_than_it_read_is_rolled_back(wal_db):
+    db = wal_db
+    keys(10)  # on this connection: its total_changes() is no longer 0, the reader's is
+    change = Change(K, (K.created_at >= 0) & (fn.total_changes() == 0), columns=[K.key],
+                    scope=K.created_at >= 0)
+    with pytest.raises(OperationalProblem, match="^idempotency_keys: a batch changed 0 rows where 10 were "
+                                                 "read; it was rolled back$"):
+        run(db, change, sink=lambda rows: None)
+    assert K.select().count() == 10
+
+
+# ------------------------------------------------------------ SQLite (WAL)
+
+
+def _pragmas(db):
+    return tuple(db.execute_sql(f"PRAGMA {p}").fetchone()[0] for p in ("wal_autocheckpoint", "cache_size"))
+
+
+def test_sqlite_connection_checkpoints_and_restores_its_settings(wal_db, sqlite_url):
+    db = wal_db
+    before = _pragmas(db)
+    keys(3000)
+    seen = []
+    change = Change(K, K.created_at >= 0, columns=[K.key])
+    assert run(db, change, sink=lambda rows: seen.append(_pragmas(db)), batching=BY[500]) == 3000
+    assert seen[0] == (0, -BULK_CACHE_KIB)  # no autocheckpoint meanwhile, a larger cache
+    assert _pragmas(db) == before
+    assert os.path.getsize(sqlite_url + "-wal") == 0  # everything copied, the WAL file given back
+    assert db.execute_sql("PRAGMA busy_timeout").fetchone()[0] == 5000
+    assert db.execute_sql("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_checkpoint_schedule_eager_at_first_then_by_size_or_time():
+    schedule = Schedule(eager=1.0, first_every=4.0, wal_bytes=1000, shortest=0.4, longest=10.0, frame_bytes=10)
+    schedule.start(0)
+    assert [schedule.committed(0.4, 100, 0) for _ in range(3)] == [True, True, True]  # 1.2 s: young
+    assert schedule.committed(0.4, 200, 50) is False  # then not before 4 s of transactions …
+    assert schedule.committed(0.4, 1300, 50) is True  # … unless the WAL grew by wal_bytes
+    # 0.8 s of transactions wrote 50 frames of 10 bytes: wal_bytes takes 1.6 s at that pace
+    assert [schedule.committed(0.4, 1300, 0) for _ in range(4)] == [False, False, False, True]
+
+
+def test_settings_are_restored_after_a_failing_batch(wal_db):
+    db = wal_db
+    before = _pragmas(db)
+    keys(10)
+    db.execute_sql("CREATE TRIGGER fail BEFORE DELETE ON idempotency_keys BEGIN SELECT RAISE(ABORT, 'no'); END")
+    with pytest.raises(Exception, match="no"):
+        run(db, Change(K, K.created_at >= 0), sink=lambda rows: None)
+    assert _pragmas(db) == before and K.select().count() == 10
+
+
 def test_no_wal_no_changed_settings(rollback_journal):
     """A database not in WAL mode (here rollback journal) is left as it is."""
     db, path = rollback_journal
     before = _pragmas(db)
     keys(5)
     seen = []
-    _batch.in_batches(db, K, K.created_at >= 0,
-                      lambda c: seen.append(_pragmas(db)) or K.delete().where(c).execute())
+    run(db, Change(K, K.created_at >= 0, columns=[K.key]), sink=lambda rows: seen.append(_pragmas(db)))
     assert seen == [before] and _pragmas(db) == before
     assert not os.path.exists(path + "-wal") or os.path.getsize(path + "-wal") == 0
 
 
 def test_a_reader_keeps_the_wal_and_nobody_waits(sqlite_url):
     import sqlite3
-    import time
 
     db = open_database(parse_url(sqlite_url))
-    reader = sqlite3.connect(sqlite_url, isolation_level=None)
+    reader = sqlite3.connect(sqlite_url, isolation_level=None, timeout=0)
     try:
         keys(2000)
         reader.execute("BEGIN")
         assert reader.execute("SELECT count(*) FROM idempotency_keys").fetchone() == (2000,)
-        started = time.monotonic()
-        assert _batch.in_batches(db, K, K.created_at >= 0, lambda c: K.delete().where(c).execute()) == 2000
-        assert time.monotonic() - started < 2  # the busy timeout is 5 s: no wait for the reader
+        assert run(db, Change(K, K.created_at >= 0)) == 2000  # the checkpoints never wait for the reader
         assert os.path.getsize(sqlite_url + "-wal") > 0  # still in use by the reader's snapshot
         assert reader.execute("SELECT count(*) FROM idempotency_keys").fetchone() == (2000,)
         reader.execute("COMMIT")
@@ -176,175 +198,182 @@ def test_a_reader_keeps_the_wal_and_nobody_waits(sqlite_url):
         db.close()
 
 
-def test_changed_rows_are_handed_over_in_key_order_with_their_new_values(db):
-    keys(30)
-    handed = []
-    changed = _batch.change_in_batches(db, K, K.created_at < 25, {K.created_at: 1000},
-                                       columns=[K.key, K.created_at], sink=handed.append, batch_size=10)
-    assert changed == 25
-    rows = [row for chunk in handed for row in chunk]
-    assert rows == [(f"k{i:05}", 1000) for i in range(25)]  # the new values, in key order
-    assert sorted(k.created_at for k in K.select()) == [*range(25, 30), *[1000] * 25]
-    handed.clear()
-    assert _batch.change_in_batches(db, K, K.created_at == 1000, None, columns=[K.key],
-                                    sink=handed.append, batch_size=10) == 25
-    assert sorted(row for chunk in handed for row in chunk) == [(f"k{i:05}",) for i in range(25)]
-    assert K.select().count() == 5
+# ------------------------------------------------------------------ pauses
 
 
-def test_a_batch_that_changes_other_rows_than_it_read_is_rolled_back(wal_db, monkeypatch):
-    from peewee import fn
-
-    from nitejarctl.errors import OperationalProblem
-
-    db = wal_db
-    keys(10)
-    # A condition that holds for every row on the reading connection, and on the writing
-    # one only while the batch's key scan looks (ten rows), not when the DELETE looks again.
-    calls = []
-    db.connection().create_function("visible", 1, lambda key: calls.append(key) or len(calls) <= 10)
-    connect = _batch._connect
-
-    def reader(path, mode, **kwargs):
-        conn = connect(path, mode, **kwargs)
-        conn.create_function("visible", 1, lambda key: 1)
-        return conn
-
-    monkeypatch.setattr(_batch, "_connect", reader)
-    with pytest.raises(OperationalProblem, match="^idempotency_keys: a batch changed 0 rows where 10 were "
-                                                 "read; it was rolled back$"):
-        _batch.change_in_batches(db, K, fn.visible(K.key) == 1, None, columns=[K.key],
-                                 sink=lambda rows: None)
-    assert K.select().count() == 10
-
-
-def test_the_change_runs_in_its_own_thread_beside_the_reading_of_its_rows(wal_db, monkeypatch):
-    import threading
-
-    db = wal_db
-    keys(50)
-    elsewhere = []
-    background = _batch._Background
-
-    def spied(call):
-        return background(lambda: elsewhere.append(threading.current_thread() is not threading.main_thread())
-                          or call())
-
-    monkeypatch.setattr(_batch, "_Background", spied)
-    handed = []
-    assert _batch.change_in_batches(db, K, K.created_at < 40, {K.created_at: -1}, columns=[K.key, K.created_at],
-                                    sink=handed.append, batch_size=15) == 40
-    assert len(elsewhere) >= 2 and all(elsewhere)
-    assert [row for chunk in handed for row in chunk] == [(f"k{i:05}", -1) for i in range(40)]
-    assert K.select().where(K.created_at == -1).count() == 40
-    assert db.execute_sql("PRAGMA integrity_check").fetchone() == ("ok",)
-
-
-def test_changed_rows_without_wal_come_from_returning(rollback_journal):
-    db, _ = rollback_journal  # readers would block the writer: no reading beside it
-    keys(30)
-    handed = []
-    assert _batch.change_in_batches(db, K, K.created_at >= 5, None, columns=[K.key], sink=handed.append,
-                                    batch_size=10) == 25
-    assert [row for chunk in handed for row in chunk] == [(f"k{i:05}",) for i in range(5, 30)]
-    assert K.select().count() == 5
-
-
-def test_pauses_for_waiting_writers_every_so_often_on_sqlite(db, backend, monkeypatch):
+def test_pauses_for_waiting_writers_every_so_often_on_sqlite(db, backend):
     keys(39)
     slept = []
-    monkeypatch.setattr(_batch.time, "sleep", slept.append)
-    monkeypatch.setattr(_batch, "YIELD_AFTER_SECONDS", 0.0)  # after every batch
-    monkeypatch.setattr(_batch, "MIN_BATCH", 10)
-    monkeypatch.setattr(_batch, "MAX_BATCH", 10)
-    assert _batch.in_batches(db, K, K.created_at >= 0, lambda c: K.delete().where(c).execute(),
-                             batch_size=10) == 39
+    batching = Batching(first=10, smallest=10, largest=10, pause_after=0.0, pause=0.12)
+    assert run(db, Change(K, K.created_at >= 0), batching=batching, sleep=slept.append) == 39
     # between batches, not after the last one; PostgreSQL locks rows, not the database
-    assert slept == ([_batch.YIELD_SECONDS] * 3 if backend == "sqlite" else [])
+    assert slept == ([0.12] * 3 if backend == "sqlite" else [])
 
 
-def test_a_writer_gets_the_lock_during_the_pause(sqlite_url, monkeypatch):
+def test_a_writer_gets_the_lock_during_a_pause(rollback_journal):
+    """A writer that starts waiting while a batch holds the lock commits in the
+    pause after it, before the change goes on."""
     import sqlite3
-    import threading
-    import time
 
-    db = open_database(parse_url(sqlite_url))
-    writer = sqlite3.connect(sqlite_url, timeout=5.0, isolation_level=None, check_same_thread=False)
+    db, path = rollback_journal
+    keys(40)
+    events = []
+    writer = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    threads = []
+
+    def write():
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("INSERT INTO idempotency_keys (key, created_at) VALUES ('nitejar', -1)")
+        writer.execute("COMMIT")
+        events.append("writer committed")
+
+    def slow(key):  # the first batch holds the lock long enough for the writer to start waiting
+        if key == "k00000" and not threads:
+            threads.append(threading.Thread(target=write))
+            threads[0].start()
+            time.sleep(0.5)
+        return 1
+
+    db.connection().create_function("slow", 1, slow)
+    batching = Batching(first=10, smallest=10, largest=10, pause_after=0.0, pause=0.5)
     try:
-        keys(40)
-        monkeypatch.setattr(_batch, "YIELD_AFTER_SECONDS", 0.0)
-        monkeypatch.setattr(_batch, "YIELD_SECONDS", 0.3)  # wide, for a loaded machine
-        monkeypatch.setattr(_batch, "MAX_BATCH", 10)
-        waits = []
-
-        def apply(condition):
-            changed = K.delete().where(condition).execute()
-            if not waits:  # a writer starts waiting while the first batch holds the lock
-                thread = threading.Thread(target=write)
-                thread.start()
-                waits.append(thread)
-            time.sleep(0.25)  # every batch holds the lock a while
-            return changed
-
-        def write():
-            started = time.monotonic()
-            writer.execute("BEGIN IMMEDIATE")
-            writer.execute("INSERT INTO idempotency_keys (key, created_at) VALUES ('nitejar', -1)")
-            writer.execute("COMMIT")
-            waits.append(time.monotonic() - started)
-
-        assert _batch.in_batches(db, K, K.created_at >= 0, apply, batch_size=10) == 40
-        waits[0].join()
-        assert waits[1] < 0.8  # it did not wait for the whole change (four batches, 1 s, and pauses)
-        assert [k.key for k in K.select()] == ["nitejar"]
+        run(db, Change(K, (K.created_at >= 0) & (fn.slow(K.key) == 1)), batching=batching,
+            progress=lambda n: events.append("batch committed"))
     finally:
+        for thread in threads:
+            thread.join()
         writer.close()
-        db.close()
+    assert events.index("writer committed") < len(events) - 1  # before the change's last batch
+    assert [k.key for k in K.select()] == ["nitejar"]
 
+
+# ------------------------------------------------------------------ turns
 
 SECOND_CHANGE = """
 import sys, time
 from nitejarctl.db import open_database, parse_url
+from nitejarctl.db.batches import Batching, run
+from nitejarctl.db.changed_rows import Change
 from nitejarctl.models import IdempotencyKey as K
-from nitejarctl.repositories import _batch
 
 db = open_database(parse_url(sys.argv[1]))
 print("ready", flush=True)
-def apply(condition):
-    print("batch", time.time(), flush=True)
-    return K.delete().where(condition).execute()
-_batch.in_batches(db, K, K.created_at >= 20, apply, batch_size=10)
+run(db, Change(K, K.created_at >= 20), batching=Batching(first=10, smallest=10, largest=10),
+    progress=lambda n: print("batch", time.time(), flush=True))
 """
 
 
-def test_bulk_changes_on_one_file_take_turns(sqlite_url, monkeypatch):
-    import subprocess
-    import sys
-    import time
+def test_bulk_changes_on_one_file_take_turns(wal_db, sqlite_url):
+    db = wal_db
+    keys(40)
+    started = []
 
-    db = open_database(parse_url(sqlite_url))
-    monkeypatch.setattr(_batch, "YIELD_AFTER_SECONDS", 0.0)  # pauses in which the second could get the lock
-    monkeypatch.setattr(_batch, "YIELD_SECONDS", 0.3)
+    def sink(rows):
+        if not started:  # the second change starts while this one is under way, and waits for its turn
+            started.append(subprocess.Popen([sys.executable, "-c", SECOND_CHANGE, sqlite_url],
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            assert started[0].stdout.readline() == "ready\n"
+        time.sleep(0.3)
+
+    batching = Batching(first=10, smallest=10, largest=10, pause_after=0.0, pause=0.3)
+    run(db, Change(K, K.created_at < 20, columns=[K.key]), sink=sink, batching=batching)
+    done = time.time()
+    out, err = started[0].communicate(timeout=60)
+    assert (started[0].returncode, err) == (0, "")
+    batches = [float(line.split()[1]) for line in out.splitlines()]
+    assert len(batches) == 2 and min(batches) >= done  # not one of its batches before the first change ended
+    assert K.select().count() == 0
+
+
+def _held(path):
+    """Another process's turn: an exclusive flock on the lock file."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def test_waiting_for_a_turn_is_said_once_and_bounded(sqlite_url):
+    fd = _held(sqlite_url + "-nitejarctl.lock")
+    now = [0.0]
+    waited = []
+    lock = TurnLock(sqlite_url, wait=5.0, on_wait=lambda: waited.append(now[0]), notice_after=1.0,
+                    clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
     try:
-        keys(40)
-        started = []
-
-        def apply(condition):
-            if not started:  # the second change starts while this one is under way, and waits for its turn
-                started.append(subprocess.Popen([sys.executable, "-c", SECOND_CHANGE, sqlite_url],
-                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-                assert started[0].stdout.readline() == "ready\n"
-            time.sleep(0.3)
-            return K.delete().where(condition).execute()
-
-        _batch.in_batches(db, K, K.created_at < 20, apply, batch_size=10)
-        done = time.time()
-        second = started[0]
-        out, err = second.communicate(timeout=60)
-        assert (second.returncode, err) == (0, "")
-        batches = [float(line.split()[1]) for line in out.splitlines()]
-        assert len(batches) == 2 and min(batches) >= done  # not one of its batches before the first change ended
-        assert os.path.exists(sqlite_url + _batch.LOCK_SUFFIX)
-        assert K.select().count() == 0
+        with pytest.raises(OperationalProblem, match=r"^another nitejarctl bulk change on this database did "
+                                                     r"not finish within 5 s \(--lock-wait\)"):
+            with lock:
+                pass
     finally:
-        db.close()
+        os.close(fd)
+    assert len(waited) == 1 and 1.0 <= waited[0] < 1.1
+    with TurnLock(sqlite_url, wait=0.0):  # free again: taken at once
+        pass
+
+
+def test_the_lock_file_is_private_and_never_a_link(sqlite_url, tmp_path):
+    path = sqlite_url + "-nitejarctl.lock"
+    with TurnLock(sqlite_url, wait=0.0):
+        pass
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    os.chmod(path, 0o644)  # as an older version left it
+    with TurnLock(sqlite_url, wait=0.0):
+        pass
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    os.remove(path)
+    target = tmp_path / "elsewhere"
+    os.symlink(target, path)  # dangling: following it would create the target
+    with pytest.raises(OperationalProblem, match="is a symbolic link: refusing to follow it"):
+        with TurnLock(sqlite_url, wait=0.0):
+            pass
+    assert not target.exists()
+    os.remove(path)
+    os.link(sqlite_url, path)  # the database itself under the lock's name
+    with pytest.raises(OperationalProblem, match="is the database itself"):
+        with TurnLock(sqlite_url, wait=0.0):
+            pass
+    os.remove(path)
+    os.mkfifo(path)
+    with pytest.raises(OperationalProblem, match="is not a regular file"):
+        with TurnLock(sqlite_url, wait=0.0):
+            pass
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
+def test_a_lock_file_that_cannot_be_written_is_locked_read_only(sqlite_url):
+    """Another user's bulk change still takes turns: the lock file it may only
+    read is locked through a read-only descriptor, never skipped."""
+    import shutil
+    import tempfile
+
+    place = tempfile.mkdtemp(prefix="nitejarctl-turns-")
+    try:
+        os.chmod(place, 0o755)
+        database = os.path.join(place, "nitejar.db")
+        shutil.copy(sqlite_url, database)
+        path = database + "-nitejarctl.lock"
+        with TurnLock(database, wait=0.0):
+            pass
+        os.chmod(path, 0o644)  # root's, readable by others
+        fd = _held(path)
+        result_r, result_w = os.pipe()
+        child = os.fork()
+        if child == 0:  # as nobody
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                TurnLock(database, wait=0.3).__enter__()
+                message = "taken"
+            except BaseException as exc:
+                message = str(exc)
+            os.write(result_w, message.encode())
+            os._exit(0)
+        os.close(result_w)
+        os.waitpid(child, 0)
+        message = os.read(result_r, 4096).decode()
+        os.close(result_r)
+        os.close(fd)
+        assert "did not finish within 0.3 s" in message, message
+    finally:
+        shutil.rmtree(place)

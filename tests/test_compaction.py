@@ -16,15 +16,9 @@ from freezegun import freeze_time
 from nitejarctl import models
 from nitejarctl.cli.context import Settings
 from nitejarctl.db import open_database, parse_url
-from nitejarctl.repositories import compaction
-from nitejarctl.repositories.compaction import (
-    SKIP_ALREADY,
-    SKIP_DISABLED,
-    SKIP_NO_TURN,
-    CompactionRun,
-    Conversation,
-    default_summary,
-)
+from nitejarctl.maintenance import compaction, summarizer
+from nitejarctl.maintenance.compaction import SKIP_ALREADY, SKIP_DISABLED, SKIP_NO_TURN, CompactionRun
+from nitejarctl.maintenance.turns import Conversation, default_summary
 from tests import factories as f
 
 NOW = 1_790_000_000
@@ -89,14 +83,14 @@ def test_turns_open_on_user_and_close_on_the_next_assistant():
 
 
 def test_summarizer_runner_failures_and_output():
-    assert compaction.run_summarizer("tr a-z A-Z", "user: hi\n", timeout=10) == "USER: HI"
-    with pytest.raises(compaction.SummarizerFailed, match=r"^summarizer exited with status 3: bad$"):
-        compaction.run_summarizer("echo bad >&2; exit 3", "", timeout=10)
-    with pytest.raises(compaction.SummarizerFailed, match=r"^summarizer printed nothing$"):
-        compaction.run_summarizer("cat >/dev/null; echo '  '", "x", timeout=10)
+    assert summarizer.run_summarizer("tr a-z A-Z", "user: hi\n", timeout=10) == "USER: HI"
+    with pytest.raises(summarizer.SummarizerFailed, match=r"^summarizer exited with status 3: bad$"):
+        summarizer.run_summarizer("echo bad >&2; exit 3", "", timeout=10)
+    with pytest.raises(summarizer.SummarizerFailed, match=r"^summarizer printed nothing$"):
+        summarizer.run_summarizer("cat >/dev/null; echo '  '", "x", timeout=10)
     start = time.monotonic()
-    with pytest.raises(compaction.SummarizerFailed, match=r"^summarizer timed out after 0.3s$"):
-        compaction.run_summarizer("sleep 30; echo late", "", timeout=0.3)
+    with pytest.raises(summarizer.SummarizerFailed, match=r"^summarizer timed out after 0.3s$"):
+        summarizer.run_summarizer("sleep 30; echo late", "", timeout=0.3)
     assert time.monotonic() - start < 5  # the whole process group was killed
 
 
@@ -413,12 +407,11 @@ def test_dry_run_does_not_run_the_summarizer(run, db, tmp_path):
 
 
 @freeze_time(FROZEN)
-def test_progress_bar_on_a_terminal_keeps_stdout_clean(run, db, monkeypatch):
-    monkeypatch.setattr(Settings, "stderr_is_terminal", lambda self: True)
+def test_progress_bar_on_a_terminal_keeps_stdout_clean(run, db):
     a = f.agent("ops")
     f.conversation("k", a["id"], [("user", "q"), ("assistant", "a")], start=NOW - HOUR)
     f.conversation("n", a["id"], [("user", "q")], start=NOW - HOUR)
-    result = run("compaction", "run", "-o", "csv")
+    result = run("compaction", "run", "-o", "csv", settings=Settings(stderr_terminal=True))
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines()[0] == "id,session_key,agent_id,turn_count,start_time,end_time,compacted_at,summary"
     assert len(result.stdout.splitlines()) == 2

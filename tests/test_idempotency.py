@@ -94,29 +94,17 @@ def test_prune_requires_older_than(run, db):
 
 
 @at(NOW)
-def test_prune_in_batches(db, monkeypatch):
-    from nitejarctl.repositories import _batch, memories
+def test_prune_in_batches(db):
+    from nitejarctl.db.batches import Batching, Bulk
     from nitejarctl.repositories import idempotency as repo
 
     IdempotencyKey.insert_many([{"key": f"k{i:04}", "created_at": NOW - DAY - i} for i in range(1200)]
                                + [{"key": "fresh", "created_at": NOW}]).execute()
-    batches = []
-    in_batches = _batch.in_batches
-
-    def small(db_, model, where, apply, **kwargs):
-        def counted(condition):
-            batches.append(apply(condition))
-            return batches[-1]
-        return in_batches(db_, model, where, counted, **{**kwargs, "batch_size": 500})
-
-    monkeypatch.setattr(_batch, "in_batches", small)
-    spool = memories.RowSpool(repo.COLUMNS)
-    try:
-        assert repo.prune(db, NOW - 10, spool) == 1200
-        assert batches[0] == 500 and len(batches) >= 2 and sum(batches) == 1200
-        assert sorted(r["key"] for r in spool) == [f"k{i:04}" for i in range(1200)]
-    finally:
-        spool.close()
+    batches, rows = [], []
+    bulk = Bulk(sink=rows.extend, progress=batches.append, batching=Batching(first=500, smallest=500))
+    assert repo.prune(db, NOW - 10, bulk) == 1200
+    assert batches[0] == 500 and len(batches) >= 2 and sum(batches) == 1200
+    assert sorted(row[0] for row in rows) == [f"k{i:04}" for i in range(1200)]
     assert keys() == ["fresh"]
 
 

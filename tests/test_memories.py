@@ -533,20 +533,17 @@ def test_prune_refuses_without_yes(run, db):
 def test_prune_spares_memories_used_after_planning(db):
     """Between the ranking and the deletion, a memory nitejar reinforces or
     pins is no longer a victim."""
-    from nitejarctl.repositories import memories as repo
+    from nitejarctl.db.batches import Bulk
+    from nitejarctl.maintenance import prune
 
     _prune_fixture()
-    plan = repo.PrunePlan(db, repo.prune_rules(db))
-    assert plan.count == 6
-    AgentMemory.update(last_accessed_at=NOW, strength=0.25).where(AgentMemory.id == "c4").execute()
-    AgentMemory.update(permanent=1).where(AgentMemory.id == "l2").execute()
-    spool = repo.RowSpool(repo.PRUNE_COLUMNS)
-    try:
-        assert plan.execute(spool) == 4
-        assert sorted(r["id"] for r in spool) == ["c-tie-old", "c2", "c3", "f0"]
-    finally:
-        spool.close()
-        plan.close()
+    with prune.PrunePlan(db, prune.rules(db)) as plan:
+        assert plan.count == 6
+        AgentMemory.update(last_accessed_at=NOW, strength=0.25).where(AgentMemory.id == "c4").execute()
+        AgentMemory.update(permanent=1).where(AgentMemory.id == "l2").execute()
+        rows = []
+        assert plan.execute(Bulk(sink=rows.extend)) == 4
+    assert sorted(row[prune.COLUMNS.index("id")] for row in rows) == ["c-tie-old", "c2", "c3", "f0"]
     assert {"c4", "l2"} <= set(strengths())
 
 
@@ -583,11 +580,12 @@ def test_on_a_nitejar_created_database(upstream_url):
     conn.close()
 
 
-def test_decay_is_one_statement_per_batch(db, monkeypatch):
+def test_decay_is_one_statement_per_batch(db):
     """Agents are grouped by rate: one UPDATE per batch of keys covering every
     rate (a CASE over the groups), never one per memory or per rate; rate-0
     agents are left alone."""
-    from nitejarctl.repositories import memories as repo
+    from nitejarctl.db.batches import Bulk
+    from nitejarctl.maintenance import decay
 
     agents = [f.agent("a", config={"memorySettings": {"decayRate": 0.2}}),
               f.agent("b", config={"memorySettings": {"decayRate": 0.2}}),
@@ -597,20 +595,13 @@ def test_decay_is_one_statement_per_batch(db, monkeypatch):
             for i in range(7):
                 f.memory(agent["id"], f"m{i}")
     statements = []
-    original = db.execute_sql
-
-    def recording(sql, params=None, *args, **kwargs):
-        statements.append(sql)
-        return original(sql, params, *args, **kwargs)
-
-    monkeypatch.setattr(db, "execute_sql", recording)
-    plan = repo.decay_plan(db)
+    db.trace = lambda sql, params, seconds: statements.append(sql)
+    plan = decay.plan(db)
     assert plan.rates == [0.1, 0.2]
     with at(NOW + WEEK):
-        assert repo.decay(db, plan, NOW + WEEK) == 21
-    updates = [s for s in statements if s.startswith("UPDATE")]
-    assert len(updates) == 1
-    assert sum(s.startswith('SELECT "t1"."id", "t1"."config"') for s in statements) == 1
+        assert decay.decay(db, plan, NOW + WEEK, Bulk()) == 21
+    assert sum(s.startswith("UPDATE") for s in statements) == 1
+    assert sum(s.startswith("SELECT") and '"agents"' in s for s in statements) == 1  # the settings, once
 
 
 def test_changed_rows_table_shows_the_first_100(run, db):
@@ -621,5 +612,5 @@ def test_changed_rows_table_shows_the_first_100(run, db):
     with at(NOW + WEEK):
         table = run("memories", "decay", "-o", "table")
     assert table.exit_code == 0
-    assert table.stderr == "… 5 more not shown (-o tsv or -o json shows all)\ndecayed 105 memories\n"
+    assert table.stderr == "… 5 more not shown\ndecayed 105 memories\n"
     assert table.stdout.count("0.900") == 100

@@ -89,18 +89,17 @@ def test_format_time():
     assert format_time(1000, now=1000 - 7200).endswith("(in 2h)")
 
 
-def test_table_drops_times_then_ids_when_too_narrow(monkeypatch, capsys):
+def test_table_drops_times_then_ids_when_too_narrow(monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
-    monkeypatch.setattr("nitejarctl.output._isatty", lambda stream: True)
     rows = [{"id": "8c7e5b1a-0000-4000-8000-000000000001", "agent_id": "0b1f-agent-uuid-0000-000000000000",
              "strength": 0.5, "created_at": 1_790_000_000, "content": "a fact worth keeping"}]
     cols = ["id", "agent_id", Column("strength", "float"), Column("created_at", "time"), "content"]
     out = io.StringIO()
-    emit(iter(rows), cols, "table", out=out, color=False)
+    notices = []
+    emit(iter(rows), cols, "table", out=out, color=False, notice=notices.append)
     header = out.getvalue().splitlines()[1].split()
     assert header == ["id", "strength", "content"]
-    assert capsys.readouterr().err == ("(not shown at this width: agent_id, created_at; "
-                                       "-o json shows every field)\n")
+    assert notices == ["(not shown at this width: agent_id, created_at; -o json shows every field)\n"]
     assert "8c7e5b1a-0000-4000-8000-000000000001" in out.getvalue()
 
 
@@ -194,24 +193,17 @@ def test_progress_bar_disabled_never_shows():
     ("memories", "prune", "--below", "0.5", "--yes"),
     ("idempotency", "prune", "--older-than", "30d", "--yes"),
 ])
-def test_bulk_changes_show_a_progress_bar_on_a_terminal_and_keep_stdout_clean(run, db, monkeypatch, command):
+def test_bulk_changes_show_a_progress_bar_on_a_terminal_and_keep_stdout_clean(run, db, command):
     from datetime import UTC, datetime
 
     from freezegun import freeze_time
 
-    from nitejarctl import output
     from nitejarctl.cli.context import Settings
-    from nitejarctl.repositories import _batch
+    from nitejarctl.db.batches import Batching
     from tests import factories as f
 
-    monkeypatch.setattr(Settings, "stderr_is_terminal", lambda self: True)
-    monkeypatch.setattr(output, "PROGRESS_DELAY", 0.0)
-    started = []
-    start = output.ProgressBar._start
-    monkeypatch.setattr(output.ProgressBar, "_start", lambda bar: started.append(bar.label) or start(bar))
-    monkeypatch.setattr(_batch, "DEFAULT_BATCH", 2)
-    monkeypatch.setattr(_batch, "MIN_BATCH", 2)
-    monkeypatch.setattr(_batch, "MAX_BATCH", 2)
+    terminal = Settings(stderr_terminal=True, progress_delay=0.0, interactive=True,
+                        batching=Batching(first=2, smallest=2, largest=2))
     now = 1_790_000_000
     def at(ts):
         return freeze_time(datetime.fromtimestamp(ts, UTC))
@@ -224,9 +216,11 @@ def test_bulk_changes_show_a_progress_bar_on_a_terminal_and_keep_stdout_clean(ru
             f.memory(agent["id"], f"m{i}", strength=0.3, id=f"m{i}")
             f.idempotency_key(f"k{i}", created_at=now - 40 * 86400)
     with at(now):
-        result = run(*command, "-o", "ids")
+        result = run(*command, "-o", "ids", settings=terminal)
     assert result.exit_code == 0, result.stderr
-    assert len(started) == 1
+    label = {"close": "closing", "purge": "deleting", "decay": "decaying"}.get(command[1], "pruning")
+    assert f"{label} " in result.stderr and "\x1b[" in result.stderr  # drawn on the terminal
+    assert "\x1b" not in result.stdout and label not in result.stdout
     assert len(result.stdout.split()) == 5
     assert set(result.stdout.split()) <= {*(f"{p}{i}" for p in "scmk" for i in range(5))}
     assert result.stderr.rstrip("\n").endswith(" 5 memories" if command[0] == "memories" else

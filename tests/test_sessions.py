@@ -1,8 +1,8 @@
 """sessions: list, show, close (ids, --stale, --conversation), error, touch, purge, history."""
 
-import functools
 import json
 import os
+import re
 import shlex
 import shutil
 import sqlite3
@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 import pytest
 from freezegun import freeze_time
 
+from nitejarctl.cli.context import Settings
+from nitejarctl.db.batches import Batching, Bulk
 from nitejarctl.models import SpriteSession
-from nitejarctl.repositories import _batch
 from nitejarctl.repositories import sprite_sessions as repo
 from tests import factories as f
 
@@ -23,6 +24,7 @@ NOW = 1_790_000_000
 HOUR = 3600
 DAY = 86400
 WIDE = {"COLUMNS": "400"}
+BY_TWO = Batching(first=2, smallest=2, largest=2)
 FIELDS = ["id", "sprite_name", "session_id", "session_key", "agent_id", "status", "created_at",
           "last_active_at"]
 HOSTILE_KEYS = ["%", "_", "it's \"quoted\"", "[bold]loud[/]"]
@@ -127,7 +129,8 @@ def test_list_filters_by_agent_id_name_or_literal_id(fleet, run):
         nobody = run("sessions", "list", "--agent", "nobody", "-o", "ids")
     assert by_name.stdout == by_id.stdout == "s-stale-3h\ns-stale-2h\ns-edge\n"
     assert literal.stdout == "s-fresh\n"
-    assert (nobody.exit_code, nobody.stdout) == (0, "")
+    # names no agent, and no session has it as its agent id: a typo, not an empty listing
+    assert (nobody.exit_code, nobody.stdout, nobody.stderr) == (3, "", "Error: no agent with id or name 'nobody'\n")
 
 
 def test_list_filters_by_sprite(fleet, run):
@@ -342,49 +345,49 @@ def test_verbose_shows_every_statement_of_a_batched_close(db, run, backend):
     assert (result.exit_code, result.stdout) == (0, "v1\n")
     timed = [line.split(" ms: ", 1) for line in result.stderr.splitlines() if line.startswith("-- ")]
     statements = [sql for _, sql in timed]
-    assert any('UPDATE "sprite_sessions"' in sql for sql in statements), statements
-    if backend == "sqlite":  # the rows, read on a connection of its own beside the UPDATE
-        assert any(sql.startswith("SELECT rowid, ") for sql in statements), statements
+    assert sum(bool(re.search(r"\bUPDATE\b", sql)) for sql in statements) == 1, statements  # one change
+    # the batch's key scan, and its rows (on SQLite read beside the UPDATE; on PostgreSQL returned by it)
+    assert sum(sql.startswith(("SELECT", "WITH")) for sql in statements) >= 2, statements
     assert all(float(ms[3:]) >= 0 for ms, _ in timed)
 
 
-def test_close_stale_in_several_batches(db, run, monkeypatch):
-    monkeypatch.setattr(repo, "change_in_batches", functools.partial(_batch.change_in_batches, batch_size=2))
+def test_close_stale_in_several_batches(db, run):
     with at(NOW):
         for i in range(5):
             session(f"b{i}", last=NOW - 2 * HOUR - i)
         session("keep", last=NOW)
-        result = run("sessions", "close", "--stale", "1h", "-o", "ids")
+        result = run("sessions", "close", "--stale", "1h", "-o", "ids", settings=Settings(batching=BY_TWO))
     assert result.exit_code == 0
     assert sorted(result.stdout.split()) == ["b0", "b1", "b2", "b3", "b4"]
     assert result.stderr == "closed 5 sessions\n"
     assert {k: v for k, v in state().items() if v[0] == "active"} == {"keep": ("active", NOW)}
 
 
-def test_close_stale_failing_batch_reports_what_earlier_batches_committed(db, run, monkeypatch):
-    from nitejarctl.errors import OperationalProblem
+def _fail_on(db, backend, session_id: str) -> None:
+    """A trigger that fails any change of one session: a database error in the
+    middle of a batched change."""
+    if backend == "sqlite":
+        db.execute_sql(f"CREATE TRIGGER fail BEFORE UPDATE ON sprite_sessions WHEN OLD.id = '{session_id}' "
+                       "BEGIN SELECT RAISE(ABORT, 'planted failure'); END")
+        return
+    db.execute_sql("CREATE FUNCTION fail() RETURNS trigger LANGUAGE plpgsql AS "
+                   "$$ BEGIN RAISE EXCEPTION 'planted failure'; END $$")
+    db.execute_sql(f"CREATE TRIGGER fail BEFORE UPDATE ON sprite_sessions FOR EACH ROW "
+                   f"WHEN (OLD.id = '{session_id}') EXECUTE FUNCTION fail()")
 
-    calls = []
 
-    in_batches = _batch.in_batches
-
-    def flaky(db_, model, where, apply, **kwargs):
-        def second_fails(condition):
-            calls.append(condition)
-            if len(calls) == 2:
-                raise OperationalProblem("database is locked")
-            return apply(condition)
-        return in_batches(db_, model, where, second_fails, **{**kwargs, "batch_size": 2})
-
-    monkeypatch.setattr(_batch, "in_batches", flaky)
+def test_close_stale_failing_batch_reports_what_earlier_batches_committed(db, run, backend):
     with at(NOW):
         for i in range(5):
-            session(f"b{i}", last=NOW - 2 * HOUR)
-        result = run("sessions", "close", "--stale", "1h", "-o", "ids")
+            session(f"b{i}", last=NOW - 2 * HOUR - i)  # keys in this order on both backends
+    _fail_on(db, backend, "b2")
+    with at(NOW):
+        result = run("sessions", "close", "--stale", "1h", "-o", "ids", settings=Settings(batching=BY_TWO))
     assert result.exit_code == 1
-    assert result.stdout == ""
-    assert result.stderr == ("Warning: closed 2 sessions before the error (each batch commits on its own)\n"
-                             "Error: database is locked\n")
+    assert result.stdout == "b0\nb1\n"  # the committed batch's rows, printed all the same
+    lines = result.stderr.splitlines()
+    assert lines[0] == "interrupted: closed 2 of 5 stale sessions; the others are unchanged (rerun to finish)"
+    assert lines[1].startswith("Error: database error: planted failure") and len(lines) == 2
     assert sorted(s for s, _ in state().values()) == ["active", "active", "active", "closed", "closed"]
 
 
@@ -393,14 +396,14 @@ def test_close_stale_table_shows_the_first_hundred(db, run):
         SpriteSession.insert_many([expected(f"t{i:03}", last=NOW - 2 * HOUR) for i in range(102)]).execute()
         table = run("sessions", "close", "--stale", "1h", "-o", "table", env=WIDE)
     assert table.exit_code == 0
-    assert table.stderr == "… 2 more not shown (-o tsv or -o json shows all)\nclosed 102 sessions\n"
+    assert table.stderr == "… 2 more not shown\nclosed 102 sessions\n"
     assert sum(line.lstrip().startswith("t") for line in table.stdout.splitlines()) == 100
 
 
 def test_close_stale_repository_counts_without_rows(fleet, db):
-    assert repo.close_stale(db, HOUR, NOW, dry_run=True) == 2
-    assert repo.close_stale(db, HOUR, NOW) == 2
-    assert repo.close_stale(db, HOUR, NOW) == 0
+    assert repo.close_stale(db, HOUR, NOW, Bulk(dry_run=True)) == 2
+    assert repo.close_stale(db, HOUR, NOW, Bulk()) == 2
+    assert repo.close_stale(db, HOUR, NOW, Bulk()) == 0
     assert repo.count_stale(db, HOUR, NOW) == 0
 
 
@@ -479,32 +482,30 @@ def test_purge_dry_run_then_yes(purgeable, run):
     assert sorted(state()) == ["p-active-old", "p-closed-new"]
 
 
-def test_purge_asks_on_a_terminal(purgeable, run, monkeypatch):
-    from nitejarctl.cli import options
-
-    monkeypatch.setattr(options, "_isatty", lambda stream: True)
+def test_purge_asks_on_a_terminal(purgeable, run):
+    terminal = Settings(interactive=True)
     before = state()
     with at(NOW):
-        declined = run("sessions", "purge", "--older-than", "1d", "-o", "ids", input="n\n")
+        declined = run("sessions", "purge", "--older-than", "1d", "-o", "ids", input="n\n", settings=terminal)
         assert state() == before
-        accepted = run("sessions", "purge", "--older-than", "1d", "-o", "ids", input="y\n")
+        accepted = run("sessions", "purge", "--older-than", "1d", "-o", "ids", input="y\n",
+                       settings=Settings(interactive=True))
     question = "Delete 2 closed or error sessions last active more than 1d ago? [y/N]: "
     assert (declined.exit_code, declined.stdout) == (1, "")
-    assert declined.stderr == question + "n\nError: aborted: nothing deleted\n"  # the runner echoes input
+    assert declined.stderr == question + "n\nnothing deleted\n"  # the runner echoes input
     assert accepted.exit_code == 0
     assert sorted(accepted.stdout.split()) == ["p-closed-old", "p-error-old"]
     assert accepted.stderr == question + "y\ndeleted 2 sessions\n"
 
 
-def test_purge_in_batches_and_repository_count(db, monkeypatch):
-    monkeypatch.setattr(repo, "change_in_batches", functools.partial(_batch.change_in_batches, batch_size=2))
+def test_purge_in_batches_and_repository_count(db):
     with at(NOW):
         for i in range(5):
             session(f"old{i}", status="closed" if i % 2 else "error", last=NOW - 2 * DAY)
     seen = []
-    assert repo.purge(db, DAY, NOW, dry_run=True) == 5
-    assert repo.purge(db, DAY, NOW, on_rows=seen.append) == 5
-    assert sorted(r["id"] for batch in seen for r in batch) == [f"old{i}" for i in range(5)]
+    assert repo.purge(db, DAY, NOW, Bulk(dry_run=True)) == 5
+    assert repo.purge(db, DAY, NOW, Bulk(sink=seen.append, batching=BY_TWO)) == 5
+    assert sorted(row[0] for batch in seen for row in batch) == [f"old{i}" for i in range(5)]
     assert max(len(batch) for batch in seen) == 2
     assert state() == {}
 
@@ -519,9 +520,9 @@ def test_purge_needs_older_than(db, run):
 # -------------------------------------------------------------- query plans
 
 
-def test_batches_walk_the_status_index(sqlite_url, monkeypatch):
+def test_batches_walk_the_status_index(sqlite_url):
     """Each batch's key scan, and the reading of its rows, seeks in
-    idx_sprite_sessions_status (status, rowid)."""
+    idx_sprite_sessions_status (status, rowid); the changes seek by rowid."""
     from nitejarctl.db import open_database, parse_url
 
     db = open_database(parse_url(sqlite_url))
@@ -530,43 +531,25 @@ def test_batches_walk_the_status_index(sqlite_url, monkeypatch):
             session(f"q{i}", last=NOW - 2 * HOUR)
             session(f"r{i}", status="closed", last=NOW - 2 * DAY)
     statements = []
-    original = db.execute_sql
-
-    def spy(sql, params=None, *args, **kwargs):
-        statements.append((sql, params))
-        return original(sql, params, *args, **kwargs)
-
-    db.execute_sql = spy
+    db.trace = lambda sql, params, seconds: statements.append((sql, params))
     try:
-        _batch.in_batches(db, SpriteSession, repo.stale_condition(HOUR, NOW),
-                          lambda c: SpriteSession.update(status="closed").where(c).execute(),
-                          batch_size=2)
-        repo.purge(db, DAY, NOW)
+        repo.close_stale(db, HOUR, NOW, Bulk(batching=BY_TWO))
+        repo.purge(db, DAY, NOW, Bulk(batching=BY_TWO))
         session("q-late", last=NOW - 2 * HOUR)
         session("r-late", status="closed", last=NOW - 2 * DAY)
-        monkeypatch.setattr(repo, "change_in_batches", functools.partial(_batch.change_in_batches, batch_size=1))
-        read = []
-        connect = _batch._connect
-
-        def traced(path, mode, **kwargs):
-            conn = connect(path, mode, **kwargs)
-            if mode == "ro":
-                conn.set_trace_callback(read.append)  # the SQL with its values inlined
-            return conn
-
-        monkeypatch.setattr(_batch, "_connect", traced)
-        repo.close_stale(db, HOUR, NOW, on_rows=lambda rows: None)  # their rows are read too
-        repo.purge(db, DAY, NOW, on_rows=lambda rows: None)
+        one = Batching(first=1, smallest=1, largest=1)
+        repo.close_stale(db, HOUR, NOW, Bulk(sink=lambda rows: None, batching=one))  # their rows are read too
+        repo.purge(db, DAY, NOW, Bulk(sink=lambda rows: None, batching=one))
     finally:
-        del db.execute_sql
-    key_scans = [(s, p) for s, p in statements if s.startswith("SELECT MAX(k)")]
-    key_scans += [(sql, ()) for sql in read if sql.startswith("SELECT")]
-    assert len(key_scans) >= 10 and len(read) == 2
-    for sql, params in key_scans:
+        db.trace = None
+    reads = [(sql, params) for sql, params in statements if sql.startswith("SELECT")]
+    assert len(reads) >= 12
+    for sql, params in reads:
         plan = " ".join(r[-1] for r in db.execute_sql("EXPLAIN QUERY PLAN " + sql, params))
         assert "USING INDEX idx_sprite_sessions_status (status=?" in plan, plan
         assert "TEMP B-TREE" not in plan, plan
-    writes = [(s, p) for s, p in statements if s.startswith(("UPDATE", "DELETE"))]
+    writes = [(sql, params) for sql, params in statements if sql.startswith(("UPDATE", "DELETE"))]
+    assert len(writes) >= 6
     for sql, params in writes:
         plan = " ".join(r[-1] for r in db.execute_sql("EXPLAIN QUERY PLAN " + sql, params))
         assert "SCAN" not in plan, plan

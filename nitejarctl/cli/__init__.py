@@ -17,12 +17,13 @@ import sys
 
 import click
 
-from nitejarctl import __version__
+from nitejarctl import __version__, signals
 from nitejarctl.cli.context import Settings
 from nitejarctl.cli.options import NitejarGroup
 from nitejarctl.errors import (
     EXIT_INTERRUPTED,
     EXIT_OPERATIONAL,
+    EXIT_TERMINATED,
     EXIT_USAGE,
     NitejarError,
 )
@@ -53,7 +54,8 @@ Exit codes:
   2    usage error (bad option or value, bad JSON, refused without --yes)
   3    not found (an id or name that does not exist)
   4    partial failure (some items of a batch failed)
-  130  interrupted
+  130  interrupted (SIGINT, Ctrl-C)
+  143  terminated (SIGTERM)
 """
 
 
@@ -99,8 +101,9 @@ class RootGroup(NitejarGroup):
                 sys.exit(EXIT_USAGE)
             return EXIT_USAGE
         try:
-            rv = super().main(args, prog_name or "nitejarctl", complete_var,
-                              standalone_mode=False, **extra)
+            with signals.handled():
+                rv = super().main(args, prog_name or "nitejarctl", complete_var,
+                                  standalone_mode=False, **extra)
             # Without standalone mode Click returns the code of an Exit raised
             # inside a command (`ctx.exit(n)`) instead of raising it.
             code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
@@ -109,12 +112,15 @@ class RootGroup(NitejarGroup):
         except (click.exceptions.Abort, KeyboardInterrupt):
             _error("interrupted")
             code = EXIT_INTERRUPTED
+        except signals.Terminated:
+            _error("terminated")
+            code = EXIT_TERMINATED
         except click.ClickException as exc:
             _error(exc.format_message() + _help_hint(exc))
             code = exc.exit_code
         except NitejarError as exc:
             if exc.message:
-                self._report(exc, exc.message)
+                self._report(exc, exc.message, prefix=exc.prefix)
             code = exc.exit_code
         except BrokenPipeError:
             _silence_stdout()
@@ -136,7 +142,7 @@ class RootGroup(NitejarGroup):
             sys.exit(code)
         return code
 
-    def _report(self, exc: BaseException, message: str) -> None:
+    def _report(self, exc: BaseException, message: str, *, prefix: str = "Error: ") -> None:
         settings = getattr(self, "_settings", None)
         if (settings is not None and settings.verbose) or os.environ.get("NITEJARCTL_DEBUG") == "1":
             import traceback
@@ -144,7 +150,7 @@ class RootGroup(NitejarGroup):
             from nitejarctl.db import mask_secrets
 
             click.echo(mask_secrets("".join(traceback.format_exception(exc))), err=True)
-        _error(message)
+        _error(message, prefix=prefix)
 
 
 def _undecodable(args) -> str | None:
@@ -163,11 +169,11 @@ def _module_exists(module: str) -> bool:
         return False
 
 
-def _error(message: str) -> None:
+def _error(message: str, *, prefix: str = "Error: ") -> None:
     from nitejarctl.db import mask_secrets
 
     line = " ".join(mask_secrets(str(message)).split())
-    click.echo(f"Error: {line}", err=True)
+    click.echo(f"{prefix}{line}", err=True)
 
 
 def _help_hint(exc: click.ClickException) -> str:

@@ -10,15 +10,13 @@ from nitejarctl.cli.options import (
     config_edit_options,
     confirm,
     dry_run_option,
-    effective_limit,
-    emit_listing,
-    fetch_limit,
     group,
     ignore_missing_option,
     limit_option,
+    listing,
     yes_option,
 )
-from nitejarctl.errors import NotFound, OperationalProblem, UsageProblem
+from nitejarctl.errors import NotFound, UsageProblem
 
 CONFIG_HELP = "Config as a JSON object, or @file with one (@- reads stdin)."
 
@@ -52,17 +50,13 @@ def _nonempty(value: str, what: str) -> str:
     return value
 
 
-def _plural(n: int, word: str) -> str:
-    if n == 1:
-        return f"1 {word}"
-    return f"{n} {word[:-1] + 'ies' if word.endswith('y') else word + 's'}"
-
-
 def describe_cascade(counts: dict) -> str:
     """'3 jobs, 12 messages, 4 memories, 1 summary, 2 integration links'"""
-    return ", ".join([_plural(counts["jobs"], "job"), _plural(counts["messages"], "message"),
-                      _plural(counts["memories"], "memory"), _plural(counts["summaries"], "summary"),
-                      _plural(counts["links"], "integration link")])
+    from nitejarctl.output.words import plural
+
+    return ", ".join([plural(counts["jobs"], "job"), plural(counts["messages"], "message"),
+                      plural(counts["memories"], "memory"), plural(counts["summaries"], "summary"),
+                      plural(counts["links"], "integration link")])
 
 
 @group()
@@ -91,15 +85,10 @@ def agents_list(settings, status, limit):
       nitejarctl agents list
       nitejarctl agents list --status idle -o ids
     """
-    from nitejarctl.db import stream
     from nitejarctl.repositories import agents as repo
 
-    db = settings.database()
-    query = repo.list_query(db, status=status)
-    limit = effective_limit(settings, limit)
-    n = fetch_limit(limit)
-    rows = stream(db, query if n is None else query.limit(n))
-    emit_listing(settings, rows, _columns(), limit=limit, count=query.count, noun="agents")
+    listing(settings, repo.list_query(settings.database(), status=status), _columns(), limit=limit,
+            noun="agents")
 
 
 @agents.command(name="show")
@@ -114,7 +103,6 @@ def agents_show(settings, agent):
       nitejarctl agents show support-bot
       nitejarctl agents show 3f2c… -o json | jq .config
     """
-    from nitejarctl.db import stream
     from nitejarctl.jsonarg import parse_stored
     from nitejarctl.output import Column
     from nitejarctl.repositories import agents as repo
@@ -130,7 +118,7 @@ def agents_show(settings, agent):
         kind = "type" if name == "integrations" else "plugin_id"
         columns = [Column("id"), Column(kind), Column("name"), Column("scope"),
                    Column("enabled", "bool"), Column("linked_at", "time")]
-        sections[name] = (list(stream(db, query)), columns)
+        sections[name] = (list(db.stream(query)), columns)
     settings.emit_one(row, sections=sections, kinds={"config": "json"})
 
 
@@ -234,8 +222,7 @@ def agents_delete(settings, agent, dry_run, yes, ignore_missing):
         settings.emit([{**found, **counts}], _delete_columns())
         settings.info(f"would delete {label} and {describe_cascade(counts)} (dry run: nothing changed)")
         return
-    if not confirm(settings, f"Delete {label} and {describe_cascade(counts)}?", yes):
-        raise OperationalProblem("aborted: nothing deleted")
+    confirm(settings, f"Delete {label} and {describe_cascade(counts)}?", yes)
     removed = repo.delete(db, found["id"])
     settings.emit([{**found, **removed}], _delete_columns())
     settings.info(f"deleted {label} and {describe_cascade(removed)}")

@@ -6,9 +6,7 @@ import click
 
 from nitejarctl.cli.context import pass_settings
 from nitejarctl.cli.options import DURATION, NitejarCommand, dry_run_option
-from nitejarctl.errors import NitejarError, PartialFailure
-
-KEYS = ("compactedSessions", "closedStale", "deleted", "errors")
+from nitejarctl.errors import PartialFailure
 
 
 @click.command(cls=NitejarCommand)
@@ -41,72 +39,29 @@ def cleanup(settings, idle, stale, purge_older_than, dry_run):
       nitejarctl cleanup --idle 1h --stale 2h --purge-older-than 7d -o json
       nitejarctl -d /srv/nitejar/data/nitejar.db cleanup -q -o json >> /var/log/nitejar-cleanup.log
     """
-    import sqlite3
+    from nitejarctl.db import now
+    from nitejarctl.maintenance.cleanup import KEYS
+    from nitejarctl.maintenance.cleanup import cleanup as run_cleanup
+    from nitejarctl.output.words import plural
 
-    import peewee
-
-    from nitejarctl.db import now, require_table
-    from nitejarctl.repositories import sprite_sessions
-
-    failures = (NitejarError, peewee.PeeweeException, sqlite3.Error)
     db = settings.database()
     # Every step works on sprite sessions: without the table nothing can be done
     # (a schema problem, exit 1), which is not a partial failure.
-    require_table(db, "sprite_sessions")
-    t = now()
-    result = {"compactedSessions": 0, "closedStale": 0, "deleted": 0, "errors": []}
+    db.require_table("sprite_sessions")
+    with settings.progress("cleaning up") as bar:
+        result = run_cleanup(db, idle=idle, stale=stale, purge_older_than=purge_older_than, now=now(),
+                             bulk=settings.bulk(dry_run=dry_run), compacted=bar.advance)
     errors = result["errors"]
-
-    try:
-        _compact(settings, db, cutoff=t - idle, dry_run=dry_run, result=result)
-    except failures as exc:
-        errors.append(f"Compaction failed: {_message(exc)}")
-    try:
-        require_table(db, "sprite_sessions")
-        result["closedStale"] = sprite_sessions.close_stale(db, stale, t, dry_run=dry_run)
-        result["deleted"] = sprite_sessions.purge(db, purge_older_than, t, dry_run=dry_run)
-    except failures as exc:
-        errors.append(f"Sprite cleanup failed: {_message(exc)}")
-
     lines = [f"{key}: {result[key]}" for key in KEYS[:3]]
     lines.append(f"errors: {len(errors)}")
     lines += [f"  {error}" for error in errors]
     settings.emit_report(result, lines=lines)
     n, closed, deleted = result["compactedSessions"], result["closedStale"], result["deleted"]
     if dry_run:
-        settings.info(f"would compact {_plural(n, 'conversation')}, close {_plural(closed, 'stale sprite session')} "
-                      f"and delete {_plural(deleted, 'old sprite session')} (dry run)")
+        settings.info(f"would compact {plural(n, 'conversation')}, close {plural(closed, 'stale sprite session')} "
+                      f"and delete {plural(deleted, 'old sprite session')} (dry run)")
     else:
-        settings.info(f"compacted {_plural(n, 'conversation')}, closed {_plural(closed, 'stale sprite session')}, "
-                      f"deleted {_plural(deleted, 'old sprite session')}")
+        settings.info(f"compacted {plural(n, 'conversation')}, closed {plural(closed, 'stale sprite session')}, "
+                      f"deleted {plural(deleted, 'old sprite session')}")
     if errors:
         raise PartialFailure(f"cleanup finished with {len(errors)} error(s) (listed in its output)")
-
-
-def _compact(settings, db, *, cutoff: int, dry_run: bool, result: dict) -> None:
-    """Compaction with the default summary; what it compacted counts even when a
-    later batch fails (each batch commits on its own)."""
-    from nitejarctl.cli.compaction import CONVERSATION_TABLES, Progress
-    from nitejarctl.db import require_table
-    from nitejarctl.repositories.compaction import CompactionRun
-
-    for table in (*CONVERSATION_TABLES, "sprite_sessions"):
-        require_table(db, table)
-    run = CompactionRun(db, cutoff=cutoff, dry_run=dry_run)
-    try:
-        with run, Progress(settings, run.total) as progress:
-            for outcome in progress.track(run.outcomes()):
-                if outcome.status == "failed":
-                    result["errors"].append(f"Failed to compact session {outcome.session_key}: "
-                                            f"{outcome.reason}")
-    finally:
-        result["compactedSessions"] = run.counts["compacted"]
-
-
-def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def _message(exc: BaseException) -> str:
-    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return " ".join(text.split())

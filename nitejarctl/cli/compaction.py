@@ -2,32 +2,32 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from nitejarctl.cli import completers
+from nitejarctl.cli.changes import Words, show_changed
 from nitejarctl.cli.context import pass_settings
 from nitejarctl.cli.options import (
     DURATION,
+    TABLE_LIMIT,
     BoundedIntRange,
     FiniteFloatRange,
+    agent_option,
     confirm,
     dry_run_option,
-    emit_listing,
-    fetch_limit,
     group,
     ignore_missing_option,
     limit_option,
+    listing,
     yes_option,
 )
-from nitejarctl.errors import NotFound, PartialFailure
+from nitejarctl.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted, PartialFailure, missing_ids
 
 IDLE_FIELDS = ("session_key", "agent_id", "agent_name", "message_count", "last_message_at")
 SUMMARY_FIELDS = ("id", "session_key", "agent_id", "turn_count", "start_time", "end_time",
                   "compacted_at", "summary")
 CONVERSATION_TABLES = ("agents", "work_items", "jobs", "messages", "session_summaries")
-TABLE_ROWS = 100
+COMPACT = Words("compact", "compacted", "conversation", label="compacting")
 
 
 def _columns(names):
@@ -37,23 +37,12 @@ def _columns(names):
     return [Column(n, "time" if n.endswith(("_at", "_time")) else kinds.get(n, "text")) for n in names]
 
 
-def _plural(n: int, singular: str, plural: str | None = None) -> str:
-    return f"{n} {singular if n == 1 else (plural or singular + 's')}"
-
-
-def _require(db, *tables) -> None:
-    from nitejarctl.db import require_table
-
+def _database(settings, *tables):
+    """The open database, which must have `tables`."""
+    db = settings.database()
     for table in tables:
-        require_table(db, table)
-
-
-def _agent_id(db, ref: str | None) -> str | None:
-    if ref is None:
-        return None
-    from nitejarctl.repositories import agents
-
-    return agents.resolve_id(db, ref)
+        db.require_table(table)
+    return db
 
 
 @group()
@@ -81,11 +70,12 @@ def compaction():
               help="Idle when the newest message is older than this.")
 @click.option("--all", "include_all", is_flag=True,
               help="Include compacted conversations too (adds the compacted field).")
-@click.option("--agent", metavar="ID|NAME", shell_complete=completers.agents, help="Conversations of this agent.")
-@click.option("--session-key", metavar="KEY", shell_complete=completers.session_keys, help="Conversations with this session key.")
+@agent_option("Conversations of this agent.")
+@click.option("--session-key", metavar="KEY", shell_complete=completers.session_keys,
+              help="Conversations with this session key.")
 @limit_option
 @pass_settings
-def compaction_idle(settings, idle, include_all, agent, session_key, limit):
+def compaction_idle(settings, idle, include_all, agent_id, session_key, limit):
     """List idle conversations not yet compacted (with --all, every idle one).
 
     \b
@@ -94,24 +84,21 @@ def compaction_idle(settings, idle, include_all, agent, session_key, limit):
       nitejarctl compaction idle --idle 2h --all -o json
       nitejarctl compaction idle --agent support-bot -o tsv
     """
-    from nitejarctl.cli.options import effective_limit
-    from nitejarctl.db import now, stream
+    from nitejarctl.db import now
     from nitejarctl.repositories import messages
 
-    db = settings.database()
-    _require(db, *CONVERSATION_TABLES)
+    _database(settings, *CONVERSATION_TABLES)
     query = messages.idle_conversations_query(cutoff=now() - idle, include_compacted=include_all,
-                                              session_key=session_key, agent_id=_agent_id(db, agent))
-    limit = effective_limit(settings, limit)
-    names = IDLE_FIELDS + (("compacted",) if include_all else ())
+                                              session_key=session_key, agent_id=agent_id)
 
-    def rows():
-        for row in stream(db, query.limit(fetch_limit(limit)) if limit else query):
+    def flagged(rows):
+        for row in rows:
             row["compacted"] = bool(row["compacted"])
             yield row
 
-    emit_listing(settings, rows(), _columns(names), limit=limit, id_field="session_key",
-                 count=lambda: query.order_by().count(), noun="idle conversations")
+    names = IDLE_FIELDS + (("compacted",) if include_all else ())
+    listing(settings, query, _columns(names), limit=limit, rows=flagged, id_field="session_key",
+            noun="idle conversations")
 
 
 # --------------------------------------------------------------------- run
@@ -120,8 +107,9 @@ def compaction_idle(settings, idle, include_all, agent, session_key, limit):
 @compaction.command(name="run")
 @click.option("--idle", "idle", type=DURATION, default="30m", show_default=True, metavar="DURATION",
               help="Compact conversations whose newest message is older than this.")
-@click.option("--session-key", metavar="KEY", shell_complete=completers.session_keys, help="Only conversations with this session key.")
-@click.option("--agent", metavar="ID|NAME", shell_complete=completers.agents, help="Only conversations of this agent.")
+@click.option("--session-key", metavar="KEY", shell_complete=completers.session_keys,
+              help="Only conversations with this session key.")
+@agent_option("Only conversations of this agent.")
 @click.option("--summarizer", metavar="CMD", callback=lambda ctx, param, value: _summarizer(value),
               help="Shell command that reads the transcript ('role: text' lines) on stdin "
                    "and prints the summary [default: nitejar's topic list].")
@@ -135,7 +123,7 @@ def compaction_idle(settings, idle, include_all, agent, session_key, limit):
 @click.option("--keep-sprites", is_flag=True,
               help="Do not close the compacted conversations' active sprite sessions.")
 @pass_settings
-def compaction_run(settings, idle, session_key, agent, summarizer, summarizer_timeout, limit,
+def compaction_run(settings, idle, session_key, agent_id, summarizer, summarizer_timeout, limit,
                    batch_size, dry_run, keep_sprites):
     """Compact idle conversations into session summaries.
 
@@ -164,27 +152,56 @@ def compaction_run(settings, idle, session_key, agent, summarizer, summarizer_ti
       nitejarctl compaction run --summarizer './summarize.sh' --summarizer-timeout 60 -o json
     """
     from nitejarctl.db import now
-    from nitejarctl.repositories.compaction import CompactionRun
+    from nitejarctl.maintenance.compaction import CompactionRun
 
-    db = settings.database()
-    _require(db, *CONVERSATION_TABLES, *(() if keep_sprites else ("sprite_sessions",)))
-    agent_id = _agent_id(db, agent)
+    db = _database(settings, *CONVERSATION_TABLES, *(() if keep_sprites else ("sprite_sessions",)))
     if dry_run and summarizer:
         settings.info("dry run: the summarizer does not run, summaries are left empty")
     run = CompactionRun(db, cutoff=now() - idle, session_key=session_key, agent_id=agent_id,
                         summarizer=summarizer, summarizer_timeout=summarizer_timeout, limit=limit,
                         dry_run=dry_run, keep_sprites=keep_sprites, batch_size=batch_size)
-    with run, Progress(settings, run.total) as progress:
-        outcomes = progress.track(run.outcomes())
+    stopped: list[BaseException] = []
+    with run, settings.progress(COMPACT.label, run.total or None) as bar:
+        outcomes = _tracked(run, bar, stopped)
         if settings.fmt == "json":
             _json_report(run, outcomes, dry_run=dry_run, keep_sprites=keep_sprites)
         else:
-            settings.emit(_summary_rows(settings, outcomes, progress), _columns(SUMMARY_FIELDS))
+            settings.emit(_summary_rows(settings, outcomes, bar), _columns(SUMMARY_FIELDS))
+    if stopped:
+        _interrupted(run, stopped[0])
     settings.info(summary_line(run, dry_run=dry_run, keep_sprites=keep_sprites))
     failed = run.counts["failed"]
     if failed:
-        raise PartialFailure(f"{_plural(failed, 'conversation')} could not be compacted "
-                             "(each is reported above)")
+        raise PartialFailure(f"{COMPACT.count(failed)} could not be compacted (each is reported above)")
+
+
+def _tracked(run, bar, stopped: list):
+    """The run's outcomes, the progress bar following them. Whatever stops the
+    run, the outcomes of its committed batches still come (and the listing
+    ends well-formed); what stopped it is kept in `stopped`."""
+    try:
+        for outcome in run.outcomes():
+            bar.advance()
+            yield outcome
+    except BaseException as exc:
+        if run.dry_run:
+            raise
+        stopped.append(exc)
+        bar.stop()
+        yield from run.ready()
+
+
+def _interrupted(run, exc: BaseException) -> None:
+    from nitejarctl.signals import Terminated
+
+    line = COMPACT.interrupted(run.counts["compacted"], run.total)
+    if isinstance(exc, KeyboardInterrupt):
+        raise Interrupted(line, EXIT_INTERRUPTED) from None
+    if isinstance(exc, Terminated):
+        raise Interrupted(line, EXIT_TERMINATED) from None
+    if run.counts["compacted"]:
+        click.echo(line, err=True)
+    raise exc
 
 
 def _summarizer(value: str | None) -> str | None:
@@ -195,23 +212,35 @@ def _summarizer(value: str | None) -> str | None:
 
 
 def summary_line(run, *, dry_run: bool, keep_sprites: bool) -> str:
+    from nitejarctl.output.words import plural
+
     if run.total == 0:
         return "no idle conversations to compact"
     c = run.counts
-    line = f"{'would compact' if dry_run else 'compacted'} {_plural(c['compacted'], 'conversation')}"
+    line = f"{'would compact' if dry_run else 'compacted'} {COMPACT.count(c['compacted'])}"
     if not keep_sprites:
-        line += f", {'would close' if dry_run else 'closed'} {_plural(run.closed_sessions, 'sprite session')}"
-    others = [f"{c[k]} {k}" for k in ("skipped", "failed") if c[k]]
+        line += f", {'would close' if dry_run else 'closed'} {plural(run.closed_sessions, 'sprite session')}"
+    others = [f"{c[k]:,} {k}" for k in ("skipped", "failed") if c[k]]
     if others:
         line += "; " + ", ".join(others)
     return line + (" (dry run)" if dry_run else "")
 
 
-def _summary_rows(settings, outcomes, progress):
+def _say(settings, bar, line: str, *, warning: bool = False) -> None:
+    """A line on stderr, above the progress bar while it shows."""
+    if bar.say(("Warning: " if warning else "") + line):
+        return
+    if warning:
+        settings.warn(line)
+    else:
+        settings.info(line)
+
+
+def _summary_rows(settings, outcomes, bar):
     """The compacted conversations' summaries as rows; skipped and failed ones
     reported on stderr (those of agents with compaction disabled, one line per
     agent). A table shows the first rows only (the run goes on)."""
-    from nitejarctl.repositories.compaction import SKIP_DISABLED
+    from nitejarctl.maintenance.compaction import SKIP_DISABLED
 
     shown = 0
     disabled: dict[str, int] = {}
@@ -220,17 +249,17 @@ def _summary_rows(settings, outcomes, progress):
         if outcome.status == "skipped" and outcome.reason == SKIP_DISABLED:
             disabled[outcome.agent_id] = disabled.get(outcome.agent_id, 0) + 1
         elif outcome.status == "skipped":
-            progress.say(f"skipped {where}: {outcome.reason}")
+            _say(settings, bar, f"skipped {where}: {outcome.reason}")
         elif outcome.status == "failed":
-            progress.say(f"failed {where}: {outcome.reason}", warning=True)
+            _say(settings, bar, f"failed {where}: {outcome.reason}", warning=True)
         else:
             shown += 1
-            if settings.fmt != "table" or shown <= TABLE_ROWS:
+            if settings.fmt != "table" or shown <= TABLE_LIMIT:
                 yield {name: getattr(outcome, name) for name in SUMMARY_FIELDS}
     for agent_id, n in disabled.items():
-        progress.say(f"skipped {_plural(n, 'conversation')} of agent {agent_id}: {SKIP_DISABLED}")
-    if settings.fmt == "table" and shown > TABLE_ROWS:
-        progress.say(f"… {shown - TABLE_ROWS} more summaries not shown (use -o tsv or -o json)")
+        _say(settings, bar, f"skipped {COMPACT.count(n)} of agent {agent_id}: {SKIP_DISABLED}")
+    if settings.fmt == "table" and shown > TABLE_LIMIT:
+        _say(settings, bar, f"… {shown - TABLE_LIMIT:,} more summaries not shown (use -o tsv or -o json)")
 
 
 REPORT_FIELDS = {
@@ -241,75 +270,29 @@ REPORT_FIELDS = {
 
 
 def _json_report(run, outcomes, *, dry_run: bool, keep_sprites: bool) -> None:
-    """The report object, its lists spooled to temporary files while the run
-    goes on (memory stays flat however many conversations there are)."""
-    import tempfile
+    """The report object, its lists spooled while the run goes on (memory
+    stays flat however many conversations there are)."""
+    import sys
 
-    from nitejarctl.output import to_json
+    from nitejarctl.output.formats import JsonReport
 
-    spools = {status: tempfile.TemporaryFile("w+", encoding="utf-8") for status in REPORT_FIELDS}
-    try:
+    with JsonReport(REPORT_FIELDS) as report:
         for outcome in outcomes:
-            fields = REPORT_FIELDS[outcome.status]
-            spools[outcome.status].write(to_json({f: getattr(outcome, f) for f in fields}) + "\n")
-        out = sys.stdout
-        out.write('{\n  "dry_run": ' + to_json(dry_run) + ",\n")
-        for status, spool in spools.items():
-            spool.seek(0)
-            out.write(f'  "{status}": [')
-            count = 0
-            for count, line in enumerate(spool, 1):
-                out.write(("\n    " if count == 1 else ",\n    ") + line.rstrip("\n"))
-            out.write("\n  ],\n" if count else "],\n")
-        closed = None if keep_sprites else run.closed_sessions
-        out.write('  "closed_sessions": ' + to_json(closed) + "\n}\n")
-        out.flush()
-    finally:
-        for spool in spools.values():
-            spool.close()
-
-
-class Progress:
-    """The run's progress bar on stderr (output.ProgressBar: on a terminal, not
-    with -q, after a second); lines meant for stderr go above it while it shows."""
-
-    def __init__(self, settings, total: int):
-        from nitejarctl.output import ProgressBar
-
-        self.settings = settings
-        self._bar = ProgressBar("compacting", total, color=settings.color,
-                                enabled=bool(total) and settings.stderr_is_terminal() and not settings.quiet)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self._bar.stop()
-        return False
-
-    def track(self, outcomes):
-        for outcome in outcomes:
-            self._bar.advance()
-            yield outcome
-
-    def say(self, line: str, *, warning: bool = False) -> None:
-        if self._bar.say(("Warning: " if warning else "") + line):
-            return
-        if warning:
-            self.settings.warn(line)
-        else:
-            self.settings.info(line)
+            report.add(outcome.status, {f: getattr(outcome, f) for f in REPORT_FIELDS[outcome.status]})
+        report.write_to(sys.stdout, before={"dry_run": dry_run},
+                        after={"closed_sessions": None if keep_sprites else run.closed_sessions})
 
 
 # --------------------------------------------------------------- summaries
 
 
 @compaction.command(name="summaries")
-@click.option("--agent", metavar="ID|NAME", shell_complete=completers.agents, help="Summaries of this agent.")
-@click.option("--session-key", metavar="KEY", shell_complete=completers.session_keys, help="Summaries of this session key.")
+@agent_option("Summaries of this agent.")
+@click.option("--session-key", metavar="KEY", shell_complete=completers.session_keys,
+              help="Summaries of this session key.")
 @limit_option
 @pass_settings
-def compaction_summaries(settings, agent, session_key, limit):
+def compaction_summaries(settings, agent_id, session_key, limit):
     """List session summaries, newest compaction first.
 
     \b
@@ -317,17 +300,11 @@ def compaction_summaries(settings, agent, session_key, limit):
       nitejarctl compaction summaries
       nitejarctl compaction summaries --agent support-bot --session-key telegram:12345 -o json
     """
-    from nitejarctl.cli.options import effective_limit
-    from nitejarctl.db import stream
     from nitejarctl.repositories import sessions as repo
 
-    db = settings.database()
-    _require(db, "session_summaries")
-    query = repo.list_query(db, agent_id=_agent_id(db, agent), session_key=session_key)
-    limit = effective_limit(settings, limit)
-    emit_listing(settings, stream(db, query.limit(fetch_limit(limit)) if limit else query),
-                 _columns(SUMMARY_FIELDS), limit=limit, count=lambda: query.order_by().count(),
-                 noun="summaries")
+    db = _database(settings, "session_summaries")
+    listing(settings, repo.list_query(db, agent_id=agent_id, session_key=session_key),
+            _columns(SUMMARY_FIELDS), limit=limit, noun="summaries")
 
 
 @compaction.command(name="show")
@@ -343,8 +320,7 @@ def compaction_show(settings, summary_id):
     """
     from nitejarctl.repositories import sessions as repo
 
-    db = settings.database()
-    _require(db, "session_summaries")
+    db = _database(settings, "session_summaries")
     settings.emit_one(repo.get(db, summary_id), kinds={"turn_count": "int"})
 
 
@@ -367,31 +343,16 @@ def compaction_delete(settings, ids, dry_run, yes, ignore_missing):
     """
     from nitejarctl.repositories import sessions as repo
 
-    db = settings.database()
-    _require(db, "session_summaries")
+    db = _database(settings, "session_summaries")
     found = repo.find(db, ids)
     known = {row["id"] for row in found}
     missing = [i for i in dict.fromkeys(ids) if i not in known]
     if missing and not ignore_missing:
-        shown = ", ".join(repr(i) for i in missing[:10])
-        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
-        raise NotFound(f"no session summary with id {shown}{more}" if len(missing) == 1
-                       else f"no session summaries with ids {shown}{more}")
+        raise missing_ids("session summary", "session summaries", missing)
     for summary_id in missing:
         settings.warn(f"no session summary with id {summary_id!r}")
-    noun = ("session summary", "session summaries")
-    if dry_run:
-        _emit_changed(settings, found)
-        settings.info(f"would delete {_plural(len(found), *noun)} (dry run)")
-        return
-    if found and not confirm(settings, f"Delete {_plural(len(found), *noun)}?", yes):
-        settings.info("nothing deleted")
-        raise click.exceptions.Exit(1)
-    deleted = repo.delete(db, [row["id"] for row in found]) if found else 0
-    _emit_changed(settings, found)
-    settings.info(f"deleted {_plural(deleted, *noun)}")
-
-
-def _emit_changed(settings, rows) -> None:
-    if rows or settings.fmt != "table":
-        settings.emit(iter(rows), _columns(SUMMARY_FIELDS))
+    words = Words("delete", "deleted", "session summary", "session summaries")
+    if found and not dry_run:
+        confirm(settings, f"Delete {words.count(len(found))}?", yes)
+        repo.delete(db, [row["id"] for row in found])
+    show_changed(settings, found, _columns(SUMMARY_FIELDS), words, dry_run=dry_run)

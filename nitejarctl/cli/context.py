@@ -1,27 +1,37 @@
 """Per-invocation settings shared by every command (`ctx.obj`).
 
 The global options fill it, wherever on the command line they stand; the
-database is opened on first use and closed when the command ends.
+database is opened on first use and closed when the command ends. A caller
+(a test) may pass its own Settings as `obj` to steer what no option sets:
+how bulk changes are batched, whether stderr counts as a terminal, how soon a
+progress bar appears.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 
 import click
 
 from nitejarctl.db import DEFAULT_BUSY_TIMEOUT
 
+DEFAULT_LOCK_WAIT = 600.0
+
 
 class Settings:
-    def __init__(self):
+    def __init__(self, *, batching=None, stderr_terminal: bool | None = None,
+                 progress_delay: float | None = None, interactive: bool | None = None):
         self.database_url: str | None = None
         self.output: str | None = None
         self.no_color = False
         self.quiet = False
         self.verbose = False
         self.busy_timeout = DEFAULT_BUSY_TIMEOUT
+        self.lock_wait = DEFAULT_LOCK_WAIT
+        self.batching = batching  # a db.batches.Batching, or None for the default
+        self.stderr_terminal = stderr_terminal  # None: ask stderr
+        self.progress_delay = progress_delay  # None: output.progress's default
+        self._interactive = interactive  # None: are stdin and stderr terminals?
         self._target = None
         self._db = None
 
@@ -49,7 +59,7 @@ class Settings:
 
             db = open_database(self.target, create=create, busy_timeout=self.busy_timeout)
             if self.verbose:
-                _trace_sql(db)
+                db.trace = _trace
             self._db = db
         return self._db
 
@@ -58,17 +68,30 @@ class Settings:
             self._db.close()
             self._db = None
 
+    def bulk(self, **kwargs):
+        """How a bulk change runs (a db.batches.Bulk), with this invocation's
+        batching and --lock-wait, and a line on stderr when it waits its turn."""
+        import dataclasses
+
+        from nitejarctl.db.batches import Batching, Bulk
+
+        batching = dataclasses.replace(self.batching or Batching(), lock_wait=self.lock_wait)
+        return Bulk(batching=batching, on_wait=self._waiting, **kwargs)
+
+    def _waiting(self) -> None:
+        self.info("waiting for another nitejarctl bulk change on this database to finish…")
+
     # ------------------------------------------------------------------ output
 
     @property
     def fmt(self) -> str:
-        from nitejarctl.output import default_format
+        from nitejarctl.output.terminal import default_format
 
         return self.output or default_format()
 
     @property
     def color(self) -> bool:
-        from nitejarctl.output import color_allowed
+        from nitejarctl.output.terminal import color_allowed
 
         return color_allowed(self.no_color)
 
@@ -96,31 +119,33 @@ class Settings:
         emit_report(report, self.fmt, color=self.color, lines=lines)
 
     def stderr_is_terminal(self) -> bool:
-        try:
-            return sys.stderr.isatty()
-        except (AttributeError, ValueError):
-            return False
+        if self.stderr_terminal is not None:
+            return self.stderr_terminal
+        from nitejarctl.output.terminal import isatty
+
+        return isatty(sys.stderr)
+
+    def interactive(self) -> bool:
+        """Can a person answer a question here?"""
+        if self._interactive is not None:
+            return self._interactive
+        from nitejarctl.output.terminal import interactive
+
+        return interactive()
+
+    def progress(self, label: str, total=None):
+        """A progress bar on stderr for long work (output.ProgressBar): on a
+        terminal, not with -q."""
+        from nitejarctl.output import ProgressBar
+
+        return ProgressBar(label, total, color=self.color, delay=self.progress_delay,
+                           enabled=self.stderr_is_terminal() and not self.quiet,
+                           force_terminal=self.stderr_terminal)
 
 
-def _trace_sql(db) -> None:
-    """-v: every statement and its time on stderr (passwords never reach SQL
-    text): those run through the database's execute_sql, and those a
-    repository runs on a connection of its own, reported to db.traced
-    (see repositories._batch)."""
-    original = db.execute_sql
-
-    def report(sql, seconds: float) -> None:
-        click.echo(f"-- {seconds * 1000:.1f} ms: {' '.join(str(sql).split())}", err=True)
-
-    def traced(sql, params=None, *args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return original(sql, params, *args, **kwargs)
-        finally:
-            report(sql, time.perf_counter() - start)
-
-    db.execute_sql = traced
-    db.traced = report
+def _trace(sql, params, seconds: float) -> None:
+    """-v: every statement and its time on stderr (passwords never reach SQL text)."""
+    click.echo(f"-- {seconds * 1000:.1f} ms: {' '.join(str(sql).split())}", err=True)
 
 
 pass_settings = click.make_pass_decorator(Settings)

@@ -36,10 +36,11 @@ def doctor(settings, stale, idle):
     report = {"database": target.display, "source": settings.url_source}
     report.update(health.server_info(db))
     problems = []
-    if target.is_sqlite:
-        report["sqlite"] = health.sqlite_info(db, target.path)
-        if report["sqlite"]["integrity"] != "ok":
-            problems.append(f"integrity check failed: {report['sqlite']['integrity']}")
+    file_info = db.file_info()
+    if file_info is not None:
+        report["sqlite"] = file_info
+        if file_info["integrity"] != "ok":
+            problems.append(f"integrity check failed: {file_info['integrity']}")
     st = migrations.status(db)
     report["nitejar_managed"] = st.managed
     report["nitejar_migrations"] = st.nitejar_migrations

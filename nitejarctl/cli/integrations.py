@@ -10,12 +10,10 @@ from nitejarctl.cli.options import (
     config_edit_options,
     confirm,
     dry_run_option,
-    effective_limit,
-    emit_listing,
-    fetch_limit,
     group,
     ignore_missing_option,
     limit_option,
+    listing,
     yes_option,
 )
 from nitejarctl.errors import NotFound, OperationalProblem, UsageProblem
@@ -32,10 +30,6 @@ def _columns(*extra):
 def _nonempty(value, what):
     if value is not None and not value.strip():
         raise UsageProblem(f"the {what} must not be empty")
-
-
-def _plural(n, word):
-    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 @group()
@@ -66,15 +60,10 @@ def integrations_list(settings, type_, enabled, limit):
       nitejarctl integrations list
       nitejarctl integrations list --type github --disabled -o ids
     """
-    from nitejarctl.db import stream
     from nitejarctl.repositories import integrations as repo
 
-    db = settings.database()
-    query = repo.list_query(db, type=type_, enabled=enabled)
-    limit = effective_limit(settings, limit)
-    n = fetch_limit(limit)
-    rows = stream(db, query if n is None else query.limit(n))
-    emit_listing(settings, rows, _columns(), limit=limit, count=query.count, noun="integrations")
+    listing(settings, repo.list_query(settings.database(), type=type_, enabled=enabled), _columns(),
+            limit=limit, noun="integrations")
 
 
 @integrations.command(name="show")
@@ -166,6 +155,7 @@ def integrations_update(settings, integration, type_, name, scope, config_text, 
 
 
 def _switch(settings, refs, enabled, ignore_missing):
+    from nitejarctl.output.words import plural
     from nitejarctl.repositories import integrations as repo
 
     rows, changed, missing = repo.set_enabled(settings.database(), refs, enabled,
@@ -175,7 +165,7 @@ def _switch(settings, refs, enabled, ignore_missing):
     verb = "enabled" if enabled else "disabled"
     settings.emit(rows, _columns())
     unchanged = len(rows) - changed
-    settings.info(f"{verb} {_plural(changed, 'integration')}"
+    settings.info(f"{verb} {plural(changed, 'integration')}"
                   + (f" ({unchanged} already {verb})" if unchanged else ""))
 
 
@@ -242,25 +232,26 @@ def integrations_delete(settings, integration, detach_work_items, dry_run, yes, 
         return
     columns = [Column("id"), Column("type"), Column("name"), Column("links", "int"),
                Column("work_items", "int")]
+    from nitejarctl.output.words import plural
+
     label = f"{found['type']} integration {found['name']!r} ({found['id']})"
     counts = repo.cascade_counts(db, found["id"])
 
     def what(c):
-        text = _plural(c["links"], "agent link")
+        text = plural(c["links"], "agent link")
         if c["work_items"]:
-            text += f"; {_plural(c['work_items'], 'work item')} detached"
+            text += f"; {plural(c['work_items'], 'work item')} detached"
         return text
 
     if counts["work_items"] and not detach_work_items:
         raise OperationalProblem(
-            f"{label} is referred to by {_plural(counts['work_items'], 'work item')}; pass "
+            f"{label} is referred to by {plural(counts['work_items'], 'work item')}; pass "
             "--detach-work-items to keep them without it")
     if dry_run:
         settings.emit([{**found, **counts}], columns)
         settings.info(f"would delete {label} and {what(counts)} (dry run: nothing changed)")
         return
-    if not confirm(settings, f"Delete {label} and {what(counts)}?", yes):
-        raise OperationalProblem("aborted: nothing deleted")
+    confirm(settings, f"Delete {label} and {what(counts)}?", yes)
     removed = repo.delete(db, found["id"], detach_work_items=detach_work_items)
     settings.emit([{**found, **removed}], columns)
     settings.info(f"deleted {label} and {what(removed)}")

@@ -6,7 +6,7 @@ import click
 
 from nitejarctl.cli import completers
 from nitejarctl.cli.context import pass_settings
-from nitejarctl.cli.options import effective_limit, emit_listing, fetch_limit, group, limit_option
+from nitejarctl.cli.options import agent_option, group, limit_option, listing
 
 STATUSES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED")
 
@@ -40,13 +40,13 @@ def jobs():
 
 
 @jobs.command(name="list")
-@click.option("--agent", metavar="AGENT", shell_complete=completers.agents, help="Only this agent's jobs (id or name).")
+@agent_option("Only this agent's jobs.")
 @click.option("--status", callback=_status, metavar="[" + "|".join(STATUSES) + "]",
               help="Only jobs with this status (any case).")
 @click.option("--work-item", metavar="ID", shell_complete=completers.work_item_ids, help="Only the jobs of this work item.")
 @limit_option
 @pass_settings
-def jobs_list(settings, agent, status, work_item, limit):
+def jobs_list(settings, agent_id, status, work_item, limit):
     """List jobs, oldest first.
 
     \b
@@ -55,20 +55,15 @@ def jobs_list(settings, agent, status, work_item, limit):
       nitejarctl jobs list --agent support-bot --status FAILED -o json
       nitejarctl jobs list --work-item 3f2c… -o ids
     """
-    from nitejarctl.db import stream
     from nitejarctl.errors import NotFound
-    from nitejarctl.repositories import agents, work_items
     from nitejarctl.repositories import jobs as repo
+    from nitejarctl.repositories import work_items
 
     db = settings.database()
-    agent_id = None if agent is None else agents.resolve_id(db, agent)
     if work_item is not None and not work_items.exists(db, work_item):
         raise NotFound(f"no work item with id {work_item!r}")
-    query = repo.list_query(db, agent_id=agent_id, status=status, work_item_id=work_item)
-    limit = effective_limit(settings, limit)
-    n = fetch_limit(limit)
-    rows = stream(db, query if n is None else query.limit(n))
-    emit_listing(settings, rows, _columns(), limit=limit, count=query.count, noun="jobs")
+    listing(settings, repo.list_query(db, agent_id=agent_id, status=status, work_item_id=work_item),
+            _columns(), limit=limit, noun="jobs")
 
 
 @jobs.command(name="show")
@@ -83,7 +78,6 @@ def jobs_show(settings, job_id):
       nitejarctl jobs show 3f2c…
       nitejarctl jobs show 3f2c… -o json | jq -r '.messages[].text'
     """
-    from nitejarctl.db import stream
     from nitejarctl.jsonarg import parse_stored
     from nitejarctl.output import Column
     from nitejarctl.repositories import jobs as repo
@@ -97,7 +91,7 @@ def jobs_show(settings, job_id):
         columns.append(Column("content", "json"))
 
     def messages():
-        for m in stream(db, repo.messages_query(db, row["id"])):
+        for m in db.stream(repo.messages_query(db, row["id"])):
             m["text"] = message_text(m["content"])
             if not table:
                 m["content"] = parse_stored(m["content"])

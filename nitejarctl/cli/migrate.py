@@ -8,7 +8,7 @@ import time
 import click
 
 from nitejarctl.cli.context import pass_settings
-from nitejarctl.cli.options import FiniteFloatRange, group
+from nitejarctl.cli.options import group
 from nitejarctl.errors import CheckFailed, UsageProblem
 
 
@@ -17,11 +17,9 @@ from nitejarctl.errors import CheckFailed, UsageProblem
               help="Print the DDL for the target backend; connect to nothing, change nothing.")
 @click.option("--backup", is_flag=True,
               help="SQLite: make an online backup copy next to the file before changing it.")
-@click.option("--lock-wait", type=FiniteFloatRange(min=0), default=60.0, show_default=True,
-              metavar="SECONDS", help="PostgreSQL: how long to wait for another migrate.")
 @click.pass_context
 @pass_settings
-def migrate(settings, ctx, print_sql, backup, lock_wait):
+def migrate(settings, ctx, print_sql, backup):
     """Create the schema, or bring an older database up to date.
 
     Idempotent: a second run changes nothing. Refuses to alter a database
@@ -53,7 +51,7 @@ def migrate(settings, ctx, print_sql, backup, lock_wait):
             settings.info("new database: no backup needed")
         else:
             backup_path = f"{target.path}.{time.strftime('%Y%m%d-%H%M%S')}.bak"
-    result = migrations.migrate(db, fresh_file=fresh, backup_path=backup_path, lock_wait=lock_wait)
+    result = migrations.migrate(db, fresh_file=fresh, backup_path=backup_path, lock_wait=settings.lock_wait)
     report = {
         "database": target.display,
         "applied": result.applied,

@@ -1,5 +1,5 @@
 """Shared option machinery: global options on every command, durations,
---dry-run / --yes / --limit, confirmation and listings.
+--dry-run / --yes / --limit / --agent, confirmation and listings.
 
 Imported on every invocation, so it imports neither Rich nor Peewee.
 """
@@ -7,12 +7,11 @@ Imported on every invocation, so it imports neither Rich nor Peewee.
 from __future__ import annotations
 
 import math
-import sys
 
 import click
 
 from nitejarctl.cli.context import Settings
-from nitejarctl.errors import UsageProblem
+from nitejarctl.errors import Declined, NotFound, UsageProblem
 
 FORMATS = ("table", "json", "jsonl", "csv", "tsv", "ids")
 TABLE_LIMIT = 100
@@ -36,8 +35,9 @@ def _store(attr):
 
 def global_options() -> list[click.Option]:
     """Fresh instances of the global options (they are accepted before the group
-    and after the command alike; the last one given wins)."""
-    common = dict(expose_value=False)
+    and after the command alike; the last one given wins). Eager: a command's
+    own options that open the database (--agent) see them wherever they stand."""
+    common = dict(expose_value=False, is_eager=True)
     return [
         click.Option(["-d", "--database-url"], metavar="URL", callback=_store("database_url"),
                      help="Database: a SQLite path, sqlite:///…, postgresql://… "
@@ -55,10 +55,14 @@ def global_options() -> list[click.Option]:
         click.Option(["--busy-timeout"], type=FiniteFloatRange(min=0), metavar="SECONDS",
                      callback=_store("busy_timeout"),
                      help="How long to wait for a locked SQLite database [default: 5].", **common),
+        click.Option(["--lock-wait"], type=FiniteFloatRange(min=0), metavar="SECONDS",
+                     callback=_store("lock_wait"),
+                     help="How long to wait for another bulk change or migrate on the same database "
+                          "[default: 600].", **common),
     ]
 
 
-GLOBAL_NAMES = {"database_url", "output", "no_color", "quiet", "verbose", "busy_timeout"}
+GLOBAL_NAMES = {"database_url", "output", "no_color", "quiet", "verbose", "busy_timeout", "lock_wait"}
 
 
 def _format_options(command, ctx, formatter) -> None:
@@ -189,74 +193,81 @@ def config_edit_options(f):
                         help="Replace the whole config (a JSON object, or @file).")(f)
 
 
-def confirm(settings: Settings, question: str, yes: bool) -> bool:
-    """Ask on a terminal; refuse (exit 2) when there is none and no --yes."""
-    if yes:
-        return True
-    if not (_isatty(sys.stdin) and _isatty(sys.stderr)):
+def agent_option(help: str, *, literal=None):
+    """--agent ID|NAME, resolved to the agent's id when the command runs (an
+    unknown agent exits 3). `literal(db, value)`, when given, may accept a
+    value that names no agent as an agent id as it is (sprite sessions name
+    owners nitejarctl may not know)."""
+    from nitejarctl.cli import completers
+
+    def resolve(ctx, param, value):
+        if value is None or ctx.resilient_parsing:
+            return value
+        from nitejarctl.repositories import agents
+
+        db = ctx.find_object(Settings).database()
+        try:
+            return agents.resolve_id(db, value)
+        except NotFound:
+            if literal is not None and literal(db, value):
+                return value
+            raise
+
+    return click.option("--agent", "agent_id", metavar="ID|NAME", callback=resolve,
+                        shell_complete=completers.agents, help=help)
+
+
+# -------------------------------------------------------------- confirmation
+
+
+def require_confirmation(settings: Settings, yes: bool, dry_run: bool = False) -> None:
+    """Refuse up front, before any work, when a question would be needed and
+    could not be asked (no terminal, no --yes): exit 2."""
+    if not (yes or dry_run or settings.interactive()):
         raise UsageProblem("refusing to delete without --yes when not on a terminal")
-    return click.confirm(question, default=False, err=True)
 
 
-def _isatty(stream) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
+def confirm(settings: Settings, question: str, yes: bool, *, declined: str = "nothing deleted") -> None:
+    """Ask on a terminal (refusing when there is none and no --yes); a "no"
+    ends the command with `declined` (exit 1, not an error)."""
+    require_confirmation(settings, yes)
+    if not yes and not click.confirm(question, default=False, err=True):
+        raise Declined(declined)
 
 
 # -------------------------------------------------------------------- listings
 
 
-def spool(settings: Settings, fields, columns, db, *, id_field: str = "id"):
-    """Where a bulk change's rows wait for the end of the change (nitejarctl.spool)."""
-    from nitejarctl.spool import for_format
-
-    return for_format(fields, columns, settings.fmt, db, id_field=id_field,
-                      keep=effective_limit(settings, None))
-
-
-def progress(settings: Settings, label: str, total=None):
-    """A progress bar on stderr for a long bulk change (see output.ProgressBar)."""
-    from nitejarctl.output import ProgressBar
-
-    return ProgressBar(label, total, color=settings.color,
-                       enabled=settings.stderr_is_terminal() and not settings.quiet)
-
-
-def effective_limit(settings: Settings, limit: int | None) -> int | None:
+def table_limit(settings: Settings, limit: int | None) -> int | None:
+    """--limit, or TABLE_LIMIT rows when a table is shown without one."""
     if limit is None and settings.fmt == "table":
         return TABLE_LIMIT
     return limit
 
 
-def emit_listing(settings: Settings, rows, columns, *, limit: int | None, count=None,
-                 noun: str = "rows", **kwargs) -> int:
-    """Emit a listing, honouring --limit. `rows` yields at most limit + 1 rows
-    (ask the repository for one more than the limit); `count` (a callable)
-    gives the total for the footer that says how many were left out."""
+def listing(settings: Settings, query, columns, *, limit: int | None, noun: str = "rows",
+            rows=None, count=None, id_field: str = "id") -> int:
+    """Stream `query` (a Peewee query) as a listing, honouring --limit and
+    saying how many rows were left out. `rows(stream)`, when given, turns the
+    streamed dicts into the rows shown; `count()` overrides the count of
+    left-out rows (default: the query's own)."""
+    db = settings.database()
+    limit = table_limit(settings, limit)
+    streamed = db.stream(query if limit is None else query.limit(limit + 1))
     more = False
 
     def limited():
         nonlocal more
-        for i, row in enumerate(rows):
+        for i, row in enumerate(streamed if rows is None else rows(streamed)):
             if limit is not None and i >= limit:
                 more = True
                 break
             yield row
 
-    n = settings.emit(limited(), columns, **kwargs)
+    n = settings.emit(limited(), columns, id_field=id_field)
     if more:
-        if count is not None:
-            total = count()
-            settings.info(f"… {total - n} more {noun} not shown (use --limit or -o json)")
-        else:
-            settings.info(f"… more {noun} not shown (use --limit)")
+        total = (count or query.order_by().count)()
+        settings.info(f"… {total - n:,} more {noun} not shown (use --limit or -o json)")
     elif n == 0 and settings.fmt == "table":
         settings.info(f"no {noun}")
     return n
-
-
-def fetch_limit(limit: int | None) -> int | None:
-    """The row count to ask a repository for: one more, to know if any were left out."""
-    return None if limit is None else limit + 1

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from nitejarctl.cli.completers import agents as complete_agents
 from nitejarctl.cli.context import pass_settings
-from nitejarctl.cli.options import NitejarCommand
+from nitejarctl.cli.options import NitejarCommand, agent_option
 
 
 @click.command(name="stats", cls=NitejarCommand)
@@ -39,9 +38,9 @@ def sessions_stats(settings):
 
 
 @click.command(name="stats", cls=NitejarCommand)
-@click.option("--agent", "agent_ref", shell_complete=complete_agents, help="Only this agent (id or name).")
+@agent_option("Only this agent.")
 @pass_settings
-def memories_stats(settings, agent_ref):
+def memories_stats(settings, agent_id):
     """Per agent: how many memories, how many pinned, and how their strengths
     spread (a histogram from 0.0 to 1.0).
 
@@ -51,12 +50,9 @@ def memories_stats(settings, agent_ref):
       nitejarctl memories stats --agent support-bot -o json
     """
     from nitejarctl.output import Column, spark
-    from nitejarctl.repositories import agents
     from nitejarctl.repositories.stats import memory_stats
 
-    db = settings.database()
-    agent_id = agents.resolve_id(db, agent_ref) if agent_ref else None
-    report = memory_stats(db, agent_id=agent_id)
+    report = memory_stats(settings.database(), agent_id=agent_id)
     rows = [dict(a, strengths=spark(a["histogram"])) for a in report["by_agent"]]
     _emit(settings, report, [
         ("memories by agent (strengths: 0.0 … 1.0)", rows,

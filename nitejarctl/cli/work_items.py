@@ -6,7 +6,7 @@ import click
 
 from nitejarctl.cli import completers
 from nitejarctl.cli.context import pass_settings
-from nitejarctl.cli.options import effective_limit, emit_listing, fetch_limit, group, limit_option
+from nitejarctl.cli.options import group, limit_option, listing
 
 
 def _columns():
@@ -50,15 +50,10 @@ def work_items_list(settings, status, session_key, source, limit):
       nitejarctl work-items list --session-key tg:chat-42
       nitejarctl work-items list --source github --status NEW -o jsonl
     """
-    from nitejarctl.db import stream
     from nitejarctl.repositories import work_items as repo
 
-    db = settings.database()
-    query = repo.list_query(db, status=status, session_key=session_key, source=source)
-    limit = effective_limit(settings, limit)
-    n = fetch_limit(limit)
-    rows = stream(db, query if n is None else query.limit(n))
-    emit_listing(settings, rows, _columns(), limit=limit, count=query.count, noun="work items")
+    query = repo.list_query(settings.database(), status=status, session_key=session_key, source=source)
+    listing(settings, query, _columns(), limit=limit, noun="work items")
 
 
 @work_items.command(name="show")
@@ -72,7 +67,6 @@ def work_items_show(settings, work_item_id):
       nitejarctl work-items show 3f2c…
       nitejarctl work-items show 3f2c… -o json | jq .payload
     """
-    from nitejarctl.db import stream
     from nitejarctl.jsonarg import parse_stored
     from nitejarctl.repositories import jobs
     from nitejarctl.repositories import work_items as repo
@@ -81,6 +75,6 @@ def work_items_show(settings, work_item_id):
     row = repo.get(db, work_item_id)
     if "payload" in row:
         row["payload"] = parse_stored(row["payload"])
-    job_rows = stream(db, jobs.list_query(db, work_item_id=row["id"]))
+    job_rows = db.stream(jobs.list_query(db, work_item_id=row["id"]))
     settings.emit_one(row, sections={"jobs": (job_rows, job_columns())},
                       kinds={"payload": "json"})

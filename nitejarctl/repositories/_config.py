@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from nitejarctl import jsonarg
-from nitejarctl.db import dialect
 from nitejarctl.errors import OperationalProblem
 
 
@@ -14,10 +13,7 @@ def edited_config(db, model, row_id: str, replacement: dict | None, sets, unsets
     `unsets` ("a.b") applied. Returns it and the unset keys that were not
     there. Call it inside the transaction that writes the result."""
     if replacement is None:
-        query = model.select(model.config).where(model.id == row_id)
-        if dialect(db) == "postgresql":
-            query = query.for_update()
-        current = query.scalar()
+        current = db.for_update(model.select(model.config).where(model.id == row_id)).scalar()
         base = {} if current in (None, "") else jsonarg.parse_stored(current)
         if not isinstance(base, dict):
             raise OperationalProblem(

@@ -28,9 +28,7 @@ LIST_FIELDS = ("id", "name", "status", "sprite_id", "created_at", "updated_at")
 
 
 def _fields(db, names):
-    from nitejarctl.db import present_fields
-
-    present = {f.name: f for f in present_fields(db, Agent)}
+    present = {f.name: f for f in db.present_fields(Agent)}
     return [present[n] for n in names if n in present]
 
 
@@ -43,9 +41,7 @@ def list_query(db, *, status: str | None = None):
 
 
 def get(db, agent_id: str, names=None) -> dict:
-    from nitejarctl.db import present_fields
-
-    fields = present_fields(db, Agent) if names is None else _fields(db, names)
+    fields = db.present_fields(Agent) if names is None else _fields(db, names)
     row = Agent.select(*fields).where(Agent.id == agent_id).dicts().first()
     if row is None:
         raise NotFound(f"no agent with id {agent_id!r}")
@@ -53,12 +49,6 @@ def get(db, agent_id: str, names=None) -> dict:
 
 
 # -------------------------------------------------------------------- detail
-
-
-def _has(db, table: str) -> bool:
-    from nitejarctl.db import table_columns
-
-    return bool(table_columns(db, table))
 
 
 def counts(db, agent_id: str) -> dict:
@@ -73,7 +63,7 @@ def counts(db, agent_id: str) -> dict:
         ("active_session_count", SpriteSession,
          lambda: (SpriteSession.agent_id == agent_id) & (SpriteSession.status == "active")),
     ):
-        if _has(db, model._meta.table_name):
+        if db.has_table(model._meta.table_name):
             result[key] = model.select().where(where()).count()
     return result
 
@@ -91,7 +81,7 @@ def links_query(db, agent_id: str):
     or on a nitejar-managed database its plugin instances; None when neither."""
     from nitejarctl.models import AgentIntegration, Integration
 
-    if _has(db, "integrations") and _has(db, "agent_integrations"):
+    if db.has_table("integrations") and db.has_table("agent_integrations"):
         query = (Integration
                  .select(Integration.id, Integration.type, Integration.name, Integration.scope,
                          Integration.enabled, AgentIntegration.created_at.alias("linked_at"))
@@ -99,7 +89,7 @@ def links_query(db, agent_id: str):
                  .where(AgentIntegration.agent_id == agent_id)
                  .order_by(Integration.type, Integration.name, Integration.id))
         return "integrations", query.dicts()
-    if _has(db, "plugin_instances") and _has(db, "agent_plugin_instances"):
+    if db.has_table("plugin_instances") and db.has_table("agent_plugin_instances"):
         instances, links = _plugin_tables(db)
         query = (instances
                  .select(instances.id, instances.plugin_id, instances.name, instances.scope,
@@ -181,20 +171,20 @@ def cascade_counts(db, agent_id: str) -> dict:
     from nitejarctl.models import AgentIntegration, AgentMemory, Job, Message, SessionSummary
 
     result = {"jobs": 0, "messages": 0, "memories": 0, "summaries": 0, "links": 0}
-    if _has(db, "jobs"):
+    if db.has_table("jobs"):
         result["jobs"] = Job.select().where(Job.agent_id == agent_id).count()
-        if _has(db, "messages"):
+        if db.has_table("messages"):
             result["messages"] = (Message.select().join(Job, on=(Job.id == Message.job_id))
                                   .where(Job.agent_id == agent_id).count())
-    if _has(db, "agent_memories"):
+    if db.has_table("agent_memories"):
         result["memories"] = AgentMemory.select().where(AgentMemory.agent_id == agent_id).count()
-    if _has(db, "session_summaries"):
+    if db.has_table("session_summaries"):
         result["summaries"] = (SessionSummary.select()
                                .where(SessionSummary.agent_id == agent_id).count())
-    if _has(db, "agent_integrations"):
+    if db.has_table("agent_integrations"):
         result["links"] = (AgentIntegration.select()
                            .where(AgentIntegration.agent_id == agent_id).count())
-    elif _has(db, "agent_plugin_instances"):
+    elif db.has_table("agent_plugin_instances"):
         _, links = _plugin_tables(db)
         result["links"] = links.select().where(links.agent_id == agent_id).count()
     return result

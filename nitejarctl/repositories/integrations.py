@@ -15,15 +15,13 @@ LIST_FIELDS = ("id", "type", "name", "scope", "enabled", "created_at", "updated_
 def require(db, table: str = "integrations") -> None:
     """Fail with one line when the database has no `table` (integrations or
     agent_integrations), naming nitejar's replacement when it is there."""
-    from nitejarctl.db import require_table, table_columns
-
-    if table_columns(db, table):
+    if db.columns(table):
         return
-    if table_columns(db, "plugin_instances"):
+    if db.columns("plugin_instances"):
         raise SchemaProblem(
             f"this database has no {table!r} table: it is managed by nitejar's migrator, which "
             "keeps integrations as plugin instances ('plugin_instances'); manage those in nitejar")
-    require_table(db, table)
+    db.require_table(table)
 
 
 def _fields(names=LIST_FIELDS):
@@ -76,9 +74,7 @@ def agents_query(db, integration_id: str):
 
 
 def work_item_count(db, integration_id: str) -> int:
-    from nitejarctl.db import table_columns
-
-    if "integration_id" not in table_columns(db, "work_items"):
+    if "integration_id" not in db.columns("work_items"):
         return 0
     return WorkItem.select().where(WorkItem.integration_id == integration_id).count()
 

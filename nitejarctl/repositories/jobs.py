@@ -10,9 +10,7 @@ LIST_FIELDS = ("id", "work_item_id", "agent_id", "status", "error_text", "starte
 
 
 def _fields(db, names=None):
-    from nitejarctl.db import present_fields
-
-    present = present_fields(db, Job)
+    present = db.present_fields(Job)
     if names is None:
         return present
     by_name = {f.name: f for f in present}
@@ -47,8 +45,6 @@ def get(db, job_id: str) -> dict:
 def messages_query(db, job_id: str):
     """A job's messages in order (id, role, content, created_at); within one
     second, in insertion order on SQLite."""
-    from nitejarctl.repositories._batch import batch_key
-
     return (Message.select(Message.id, Message.role, Message.content, Message.created_at)
             .where(Message.job_id == job_id)
-            .order_by(Message.created_at, batch_key(db, Message)).dicts())
+            .order_by(Message.created_at, db.insertion_order(Message)).dicts())

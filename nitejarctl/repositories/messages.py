@@ -100,11 +100,7 @@ def session_history_query(db, session_key: str, *, agent_id: str | None = None,
     ordered by job created_at, then message created_at; ties (times are whole
     seconds) by job, then in the order the messages were written.
     Fields: id, created_at, job_id, agent_id, job_status, role, content."""
-    from peewee import Column
-
-    from nitejarctl.db import dialect
-
-    written = Column(Message, "rowid" if dialect(db) == "sqlite" else "ctid")
+    written = db.insertion_order(Message)
     query = (Message
              .select(Message.id, Message.created_at, Message.job_id, Job.agent_id,
                      Job.status.alias("job_status"), Message.role, Message.content)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from peewee import JOIN
 
-from nitejarctl.db import present_fields
 from nitejarctl.errors import NotFound
 from nitejarctl.models import Agent, SessionSummary
 
@@ -22,7 +21,7 @@ DELETE_CHUNK = 500
 
 
 def fields(db) -> list:
-    present = {f.name: f for f in present_fields(db, SessionSummary)}
+    present = {f.name: f for f in db.present_fields(SessionSummary)}
     return [present[name] for name in FIELDS if name in present]
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from peewee import SQL, Case, fn
 
-from nitejarctl.db import require_table, table_columns
 from nitejarctl.models import Agent, AgentMemory, SpriteSession
 
 # Age of last activity of active sessions: (label, upper bound in seconds).
@@ -20,7 +19,7 @@ TOP_AGENTS = 20
 
 
 def _agent_names(db, ids) -> dict[str, str]:
-    if not ids or "name" not in table_columns(db, Agent._meta.table_name):
+    if not ids or "name" not in db.columns(Agent._meta.table_name):
         return {}
     rows = Agent.select(Agent.id, Agent.name).where(Agent.id.in_(list(ids))).tuples()
     return dict(rows)
@@ -33,7 +32,7 @@ def _bucket(expr, bounds):
 
 
 def session_stats(db, *, now: int, top: int = TOP_AGENTS) -> dict:
-    require_table(db, SpriteSession._meta.table_name)
+    db.require_table(SpriteSession._meta.table_name)
     S = SpriteSession
     by_status = dict(S.select(S.status, fn.COUNT(SQL("*"))).group_by(S.status).tuples())
     per_agent = (S.select(S.agent_id,
@@ -59,7 +58,7 @@ def session_stats(db, *, now: int, top: int = TOP_AGENTS) -> dict:
 
 
 def memory_stats(db, *, agent_id: str | None = None, top: int = TOP_AGENTS * 5) -> dict:
-    require_table(db, AgentMemory._meta.table_name)
+    db.require_table(AgentMemory._meta.table_name)
     M = AgentMemory
     bounds = [(i + 1) / STRENGTH_BUCKETS for i in range(STRENGTH_BUCKETS - 1)]
     bucket = _bucket(M.strength, bounds)

@@ -14,9 +14,7 @@ LIST_FIELDS = ("id", "session_key", "source", "source_ref", "status", "title",
 
 
 def _fields(db, names=None):
-    from nitejarctl.db import present_fields
-
-    present = present_fields(db, WorkItem)
+    present = db.present_fields(WorkItem)
     if names is None:
         return present
     by_name = {f.name: f for f in present}

@@ -1,0 +1,150 @@
+"""Running a change from the command line: the progress bar, the changed rows
+(spooled until a bulk change is over), the summary line, and what an
+interruption leaves behind.
+
+A bulk change commits batch by batch. Whatever stops it — Ctrl-C, SIGTERM,
+a database error — the rows of every committed batch are still printed in
+the chosen format, and one line on stderr says how many were changed and that
+the others are unchanged (a rerun finishes the work). Exit 130 on SIGINT, 143
+on SIGTERM, 1 on an error.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from dataclasses import dataclass
+
+import click
+
+from nitejarctl.cli.options import TABLE_LIMIT
+from nitejarctl.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted
+
+
+@dataclass(frozen=True)
+class Words:
+    """How a change speaks of itself: "closed 3 stale sessions"."""
+
+    verb: str  # close
+    past: str  # closed
+    noun: str  # stale session
+    nouns: str | None = None  # when not noun + "s"
+    suffix: str = ""  # " as error"
+    label: str = ""  # the progress bar's: "closing"
+    whole: str = ""  # what the change is about, when an interruption counts it: "stale session"
+
+    def count(self, n: int) -> str:
+        from nitejarctl.output.words import plural
+
+        return plural(n, self.noun, self.nouns)
+
+    def done(self, n: int, *, dry_run: bool = False, tail: str = "") -> str:
+        if dry_run:
+            return f"would {self.verb} {self.count(n)}{self.suffix}{tail} (dry run)"
+        return f"{self.past} {self.count(n)}{self.suffix}{tail}"
+
+    def interrupted(self, done: int, total: int | None) -> str:
+        from nitejarctl.output.words import plural
+
+        if not done:
+            return "interrupted: nothing was changed"
+        noun = self.whole or self.noun
+        nouns = None if self.whole else self.nouns
+        if total is not None and total >= done:
+            of = f"{done:,} of {plural(total, noun, nouns)}"
+        else:
+            of = plural(done, noun, nouns)
+        return f"interrupted: {self.past} {of}{self.suffix}; the others are unchanged (rerun to finish)"
+
+
+def run_bulk(settings, change, *, fields, columns, words: Words, dry_run: bool = False, remaining=None,
+             total: int | None = None, id_field: str = "id", display=None) -> int:
+    """Run `change(bulk)`, a repository's bulk change given a db.batches.Bulk,
+    then print the rows it changed and a summary line. `fields` name the
+    values of the rows it reports; `remaining()` counts the rows still to
+    change, or `total` is known beforehand (for the progress bar, and an
+    interruption's report); `display` turns the rows a table shows into what
+    it shows."""
+    from nitejarctl.output import LineWriter
+    from nitejarctl.output.spool import Spool
+
+    if settings.fmt == "table":
+        spool = Spool(fields, keep=TABLE_LIMIT)
+    else:
+        spool = Spool(fields, writer=LineWriter(columns, settings.fmt, id_field=id_field, fields=fields))
+    done = 0
+    if remaining is not None:
+        def total():
+            return done + remaining()
+    with spool:
+        with settings.progress(words.label or words.verb, total) as bar:
+            def progress(n: int) -> None:
+                nonlocal done
+                done += n
+                bar.update(done)
+
+            try:
+                n = change(settings.bulk(sink=spool.add, progress=progress, dry_run=dry_run))
+            except BaseException as exc:
+                bar.stop()
+                if dry_run:
+                    raise
+                _stopped(settings, spool, columns, words, done, total, exc, display)
+                raise
+        _show(settings, spool, columns, n, dry_run=dry_run, display=display)
+    settings.info(words.done(n, dry_run=dry_run))
+    return n
+
+
+def show_changed(settings, rows, columns, words: Words, *, dry_run: bool = False, tail: str = "",
+                 id_field: str = "id", display=None) -> int:
+    """Rows a change by id changed (or a preview's rows), streamed, then the
+    summary line. Returns how many."""
+    rows = iter(rows)
+    head = itertools.islice(rows, TABLE_LIMIT) if settings.fmt == "table" else rows
+    shown = settings.emit(display(head) if display else head, columns, id_field=id_field)
+    n = shown + sum(1 for _ in rows)
+    _more(settings, n - shown, dry_run)
+    settings.info(words.done(n, dry_run=dry_run, tail=tail))
+    return n
+
+
+def _show(settings, spool, columns, n: int, *, dry_run: bool, display) -> None:
+    if spool.writer is not None:
+        spool.write_to(sys.stdout)
+        return
+    if not n:
+        return
+    rows = spool.dicts()
+    shown = settings.emit(display(rows) if display else rows, columns)
+    _more(settings, n - shown, dry_run)
+
+
+def _more(settings, hidden: int, dry_run: bool) -> None:
+    if hidden > 0:
+        # After a real change the rows are gone or changed: no -o json to see them again.
+        hint = " (-o tsv or -o json shows all)" if dry_run else ""
+        settings.info(f"… {hidden:,} more not shown{hint}")
+
+
+def _stopped(settings, spool, columns, words: Words, done: int, total, exc, display) -> None:
+    """The change stopped: print what committed and say so; raise Interrupted
+    for a signal (the caller re-raises anything else)."""
+    from nitejarctl.signals import Terminated
+
+    try:
+        _show(settings, spool, columns, done, dry_run=False, display=display)
+    except Exception:  # stdout is gone: the line on stderr still tells
+        pass
+    if callable(total):
+        try:
+            total = total()
+        except Exception:  # the database is what failed
+            total = None
+    line = words.interrupted(done, total)
+    if isinstance(exc, KeyboardInterrupt):
+        raise Interrupted(line, EXIT_INTERRUPTED) from None
+    if isinstance(exc, Terminated):
+        raise Interrupted(line, EXIT_TERMINATED) from None
+    if done:
+        click.echo(line, err=True)

@@ -1,0 +1,140 @@
+"""Tables on a terminal, with Rich: values are shown, never interpreted
+(`Text` objects; markup, emoji and highlighting off)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime
+
+from nitejarctl.output.formats import Column, _plain, to_json
+from nitejarctl.output.terminal import isatty
+
+
+def format_time(value, now: int | None = None) -> str:
+    """Unix seconds -> 'YYYY-MM-DD HH:MM:SS (5m ago)' in local time."""
+    if value is None:
+        return ""
+    from nitejarctl.durations import format_age
+
+    now = int(time.time()) if now is None else now
+    stamp = datetime.fromtimestamp(int(value)).strftime("%Y-%m-%d %H:%M:%S")
+    delta = now - int(value)
+    rel = f"{format_age(delta)} ago" if delta >= 0 else f"in {format_age(-delta)}"
+    return f"{stamp} ({rel})"
+
+
+def _cell(value, column: Column, now: int) -> str:
+    if value is None:
+        return ""
+    if column.kind == "time":
+        return format_time(value, now)
+    if column.kind == "bool":
+        return "yes" if value else "no"
+    if column.kind == "float" and isinstance(value, float):
+        return f"{value:.3f}"
+    if column.kind == "json" and isinstance(value, (dict, list)):
+        return to_json(value, pretty=True)
+    return _plain(value)
+
+
+def _console(out, color: bool):
+    from rich.console import Console
+
+    return Console(file=out, no_color=not color, color_system="auto" if color else None,
+                   highlight=False, emoji=False, markup=False, soft_wrap=False)
+
+
+def _whole(col: Column) -> bool:
+    """Ids, numbers and times are read and copied whole: they never wrap."""
+    return col.kind in ("time", "int", "float", "bool") or col.name == "id" or col.name.endswith("_id")
+
+
+TEXT_MIN_WIDTH = 24
+
+
+def _fit(cols: list[Column], cells: list[list[str]], width: int) -> list[int]:
+    """Indexes of the columns to show in `width`. When the whole-value columns
+    and a readable share for text do not fit, the rightmost times go first,
+    then ids other than the first column, then numbers."""
+    def need(i):
+        widest = max([len(cols[i].title)] + [len(row[i]) for row in cells])
+        return (widest if _whole(cols[i]) else min(widest, TEXT_MIN_WIDTH)) + 3
+
+    def rank(col):
+        if col.kind == "time":
+            return 0
+        if col.kind in ("int", "float", "bool"):
+            return 2
+        return 1 if _whole(col) else 3
+
+    shown = list(range(len(cols)))
+    droppable = sorted(range(1, len(cols)), key=lambda i: (rank(cols[i]), -i))
+    for i in droppable:
+        if sum(need(j) for j in shown) <= width or rank(cols[i]) == 3:
+            break
+        shown.remove(i)
+    return shown
+
+
+def emit_table(rows, cols: list[Column], out, *, color: bool, title: str | None, notice=None) -> int:
+    """A table of `rows`; `notice(line)` hears which columns did not fit (by
+    default stderr does, when it is a terminal)."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    now = int(time.time())
+    cells = [[_cell(row.get(c.name), c, now) for c in cols] for row in rows]
+    if not cells:
+        return 0
+    console = _console(out, color)
+    shown = _fit(cols, cells, console.width)
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold" if color else None,
+                  title=Text(title) if title else None, title_justify="left")
+    for i in shown:
+        col = cols[i]
+        whole = _whole(col)
+        table.add_column(Text(col.title), justify="right" if col.kind in ("int", "float") else "left",
+                         no_wrap=whole, overflow="ellipsis" if whole else "fold")
+    for row in cells:
+        table.add_row(*(Text(row[i]) for i in shown))
+    console.print(table)
+    hidden = [c.name for i, c in enumerate(cols) if i not in shown]
+    if notice is None and isatty(sys.stderr):
+        notice = sys.stderr.write
+    if hidden and notice is not None:
+        notice(f"(not shown at this width: {', '.join(hidden)}; -o json shows every field)\n")
+    return len(cells)
+
+
+def emit_vertical(obj: dict, out, *, color: bool, kinds: dict) -> None:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    now = int(time.time())
+    table = Table(box=box.SIMPLE, show_header=False)
+    table.add_column(style="bold" if color else None)
+    table.add_column(overflow="fold")
+    for key, value in obj.items():
+        kind = kinds.get(key) or ("time" if key.endswith("_at") or key in ("start_time", "end_time")
+                                  else "json" if isinstance(value, (dict, list)) else "text")
+        table.add_row(Text(key), Text(_cell(value, Column(key, kind), now)))
+    _console(out, color).print(table)
+
+
+def bar(count: int, largest: int, width: int = 30) -> str:
+    """A horizontal bar proportional to count/largest (at least one block when > 0)."""
+    if count <= 0 or largest <= 0:
+        return ""
+    return "█" * max(1, round(width * count / largest))
+
+
+def spark(values: list[int]) -> str:
+    """A one-line histogram: one block character per value, scaled to the largest."""
+    blocks = " ▁▂▃▄▅▆▇█"
+    largest = max(values) if values else 0
+    if largest <= 0:
+        return " " * len(values)
+    return "".join(blocks[0] if v <= 0 else blocks[max(1, round(8 * v / largest))] for v in values)
