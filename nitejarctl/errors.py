@@ -55,6 +55,11 @@ class CheckFailed(NitejarError):
     """A check (doctor, migrate status --check) found problems; already reported."""
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived (a BaseException, like KeyboardInterrupt: no `except
+    Exception` swallows it)."""
+
+
 class Declined(NitejarError):
     """The operator answered no: nothing was done (exit 1, not an error)."""
 

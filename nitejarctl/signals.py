@@ -1,7 +1,8 @@
 """SIGINT and SIGTERM end a command, but never in the middle of a batch.
 
-`handled()` (the root command) turns SIGINT into KeyboardInterrupt and
-SIGTERM into `Terminated`, as Python does for SIGINT alone. A batch of a bulk
+`handled()` (the root command, while a command runs) turns SIGINT into
+KeyboardInterrupt and SIGTERM into errors.Terminated, as Python does for
+SIGINT alone. A batch of a bulk
 change runs in `deferred()`: a signal that arrives meanwhile takes effect
 once the batch has committed and its rows are reported, so that what the
 command says it changed is exactly what committed.
@@ -12,15 +13,12 @@ from __future__ import annotations
 import contextlib
 import signal
 
+from nitejarctl.errors import Terminated
+
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 _depth = 0
 _pending: int | None = None
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived (a BaseException, like KeyboardInterrupt: no `except
-    Exception` swallows it)."""
 
 
 def _raise(signum: int):

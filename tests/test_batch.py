@@ -141,7 +141,8 @@ def test_sqlite_connection_checkpoints_and_restores_its_settings(wal_db, sqlite_
     keys(3000)
     seen = []
     change = Change(K, K.created_at >= 0, columns=[K.key])
-    assert run(db, change, sink=lambda rows: seen.append(_pragmas(db)), batching=BY[500]) == 3000
+    assert run(db, change, sink=lambda rows: None, progress=lambda n: seen.append(_pragmas(db)),
+               batching=BY[500]) == 3000
     assert seen[0] == (0, -BULK_CACHE_KIB)  # no autocheckpoint meanwhile, a larger cache
     assert _pragmas(db) == before
     assert os.path.getsize(sqlite_url + "-wal") == 0  # everything copied, the WAL file given back
@@ -175,7 +176,8 @@ def test_no_wal_no_changed_settings(rollback_journal):
     before = _pragmas(db)
     keys(5)
     seen = []
-    run(db, Change(K, K.created_at >= 0, columns=[K.key]), sink=lambda rows: seen.append(_pragmas(db)))
+    run(db, Change(K, K.created_at >= 0, columns=[K.key]), sink=lambda rows: None,
+        progress=lambda n: seen.append(_pragmas(db)))
     assert seen == [before] and _pragmas(db) == before
     assert not os.path.exists(path + "-wal") or os.path.getsize(path + "-wal") == 0
 
@@ -268,7 +270,7 @@ def test_bulk_changes_on_one_file_take_turns(wal_db, sqlite_url):
     keys(40)
     started = []
 
-    def sink(rows):
+    def progress(n):
         if not started:  # the second change starts while this one is under way, and waits for its turn
             started.append(subprocess.Popen([sys.executable, "-c", SECOND_CHANGE, sqlite_url],
                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
@@ -276,7 +278,7 @@ def test_bulk_changes_on_one_file_take_turns(wal_db, sqlite_url):
         time.sleep(0.3)
 
     batching = Batching(first=10, smallest=10, largest=10, pause_after=0.0, pause=0.3)
-    run(db, Change(K, K.created_at < 20, columns=[K.key]), sink=sink, batching=batching)
+    run(db, Change(K, K.created_at < 20, columns=[K.key]), progress=progress, batching=batching)
     done = time.time()
     out, err = started[0].communicate(timeout=60)
     assert (started[0].returncode, err) == (0, "")

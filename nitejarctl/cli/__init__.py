@@ -17,7 +17,7 @@ import sys
 
 import click
 
-from nitejarctl import __version__, signals
+from nitejarctl import __version__
 from nitejarctl.cli.context import Settings
 from nitejarctl.cli.options import NitejarGroup
 from nitejarctl.errors import (
@@ -26,6 +26,7 @@ from nitejarctl.errors import (
     EXIT_TERMINATED,
     EXIT_USAGE,
     NitejarError,
+    Terminated,
 )
 
 # name -> (module, attribute, one-line help). The help is repeated here so that
@@ -84,8 +85,11 @@ class RootGroup(NitejarGroup):
         return super().make_context(info_name, args, parent=parent, **extra)
 
     def invoke(self, ctx):
+        from nitejarctl import signals  # not on the --help and completion paths
+
         try:
-            return super().invoke(ctx)
+            with signals.handled():
+                return super().invoke(ctx)
         except BrokenPipeError:
             # The reader went away (`| head`): stop quietly.
             _silence_stdout()
@@ -101,9 +105,8 @@ class RootGroup(NitejarGroup):
                 sys.exit(EXIT_USAGE)
             return EXIT_USAGE
         try:
-            with signals.handled():
-                rv = super().main(args, prog_name or "nitejarctl", complete_var,
-                                  standalone_mode=False, **extra)
+            rv = super().main(args, prog_name or "nitejarctl", complete_var,
+                              standalone_mode=False, **extra)
             # Without standalone mode Click returns the code of an Exit raised
             # inside a command (`ctx.exit(n)`) instead of raising it.
             code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
@@ -112,7 +115,7 @@ class RootGroup(NitejarGroup):
         except (click.exceptions.Abort, KeyboardInterrupt):
             _error("interrupted")
             code = EXIT_INTERRUPTED
-        except signals.Terminated:
+        except Terminated:
             _error("terminated")
             code = EXIT_TERMINATED
         except click.ClickException as exc:

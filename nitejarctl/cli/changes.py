@@ -13,25 +13,25 @@ from __future__ import annotations
 
 import itertools
 import sys
-from dataclasses import dataclass
 
 import click
 
 from nitejarctl.cli.options import TABLE_LIMIT
-from nitejarctl.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted
+from nitejarctl.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted, Terminated
 
 
-@dataclass(frozen=True)
 class Words:
-    """How a change speaks of itself: "closed 3 stale sessions"."""
+    """How a change speaks of itself: "closed 3 stale sessions". `verb` and
+    `past` (close, closed), the `noun` changed (and `nouns` when not noun +
+    "s"), a `suffix` (" as error"), the progress bar's `label` (closing), and
+    `whole`: what an interruption counts the work in ("stale session")."""
 
-    verb: str  # close
-    past: str  # closed
-    noun: str  # stale session
-    nouns: str | None = None  # when not noun + "s"
-    suffix: str = ""  # " as error"
-    label: str = ""  # the progress bar's: "closing"
-    whole: str = ""  # what the change is about, when an interruption counts it: "stale session"
+    __slots__ = ("verb", "past", "noun", "nouns", "suffix", "label", "whole")
+
+    def __init__(self, verb: str, past: str, noun: str, nouns: str | None = None, *, suffix: str = "",
+                 label: str = "", whole: str = ""):
+        self.verb, self.past, self.noun, self.nouns = verb, past, noun, nouns
+        self.suffix, self.label, self.whole = suffix, label, whole
 
     def count(self, n: int) -> str:
         from nitejarctl.output.words import plural
@@ -130,8 +130,6 @@ def _more(settings, hidden: int, dry_run: bool) -> None:
 def _stopped(settings, spool, columns, words: Words, done: int, total, exc, display) -> None:
     """The change stopped: print what committed and say so; raise Interrupted
     for a signal (the caller re-raises anything else)."""
-    from nitejarctl.signals import Terminated
-
     try:
         _show(settings, spool, columns, done, dry_run=False, display=display)
     except Exception:  # stdout is gone: the line on stderr still tells

@@ -21,7 +21,14 @@ from nitejarctl.cli.options import (
     listing,
     yes_option,
 )
-from nitejarctl.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted, PartialFailure, missing_ids
+from nitejarctl.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    Interrupted,
+    PartialFailure,
+    Terminated,
+    missing_ids,
+)
 
 IDLE_FIELDS = ("session_key", "agent_id", "agent_name", "message_count", "last_message_at")
 SUMMARY_FIELDS = ("id", "session_key", "agent_id", "turn_count", "start_time", "end_time",
@@ -192,8 +199,6 @@ def _tracked(run, bar, stopped: list):
 
 
 def _interrupted(run, exc: BaseException) -> None:
-    from nitejarctl.signals import Terminated
-
     line = COMPACT.interrupted(run.counts["compacted"], run.total)
     if isinstance(exc, KeyboardInterrupt):
         raise Interrupted(line, EXIT_INTERRUPTED) from None

@@ -61,7 +61,7 @@ class Batching:
 class Bulk:
     """How to run a bulk change (repositories take one): where its changed
     rows go (`sink(rows)`: each committed batch's rows, tuples in the change's
-    `names` order, in key order), `progress(n)` after each batch that changed
+    `names` order, in key order, a chunk at a time), `progress(n)` after each batch that changed
     n rows, `on_wait()` once the change has waited a second for its turn, and
     `dry_run`: nothing written, the rows the change would make handed to the
     sink instead (and counted)."""
@@ -89,7 +89,7 @@ class Bulk:
         return count
 
 
-HAND_OVER = 5000  # rows of a dry run handed to the sink at a time
+HAND_OVER = 5000  # rows handed to the sink at a time
 
 
 def run(db, change, *, sink=None, progress=None, batching: Batching = Batching(), on_wait=None,
@@ -102,7 +102,9 @@ def run(db, change, *, sink=None, progress=None, batching: Batching = Batching()
     with contextlib.ExitStack() as stack:
         stack.enter_context(db.turn(wait=batching.lock_wait, on_wait=on_wait))
         committed = stack.enter_context(db.bulk_session())
-        capture = None if sink is None else stack.enter_context(db.changed_rows(change))
+        if sink is not None:
+            capture = stack.enter_context(db.changed_rows(change))
+            delivery = stack.enter_context(_Delivery(sink))
         timer = _LockTimer(clock, committed)
         while True:
             with signals.deferred():
@@ -113,14 +115,14 @@ def run(db, change, *, sink=None, progress=None, batching: Batching = Batching()
                     if upper is None:
                         return total
                     batch = key <= upper if last is None else (key > last) & (key <= upper)
-                    if capture is None:
+                    if sink is None:
                         changed, rows = change.statement(batch).execute(), None
                     else:
                         rows = capture.apply(batch)
                         changed = len(rows)
                 total += changed
                 if rows:
-                    sink(rows)
+                    delivery.put(rows)
                 if progress is not None:
                     progress(changed)
             if found < size:  # that was the last of them: no need to look further
@@ -130,6 +132,48 @@ def run(db, change, *, sink=None, progress=None, batching: Batching = Batching()
             if db.pauses_for_writers and held >= batching.pause_after:
                 sleep(batching.pause)  # nitejar's writers' turn
                 held = 0.0
+
+
+class _Delivery:
+    """Committed batches' rows handed to the sink by a thread of its own, in
+    order, so that formatting them overlaps the next batches' statements
+    (which run without Python's lock). At most two batches wait; leaving the
+    context waits until every row has reached the sink, and raises the
+    sink's own error, if any."""
+
+    def __init__(self, sink):
+        import queue
+        import threading
+
+        self._sink = sink
+        self._queue = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="delivery", daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> _Delivery:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None and exc[0] is None:
+            raise self._error
+
+    def put(self, rows: list) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(rows)
+
+    def _run(self) -> None:
+        while (rows := self._queue.get()) is not None:
+            if self._error is not None:
+                continue
+            try:
+                for start in range(0, len(rows), HAND_OVER):  # without the key, a chunk at a time
+                    self._sink([row[1:] for row in rows[start:start + HAND_OVER]])
+            except BaseException as exc:  # raised in the change's own thread
+                self._error = exc
 
 
 class _LockTimer:

@@ -134,7 +134,8 @@ def preview_tuples(db, change: Change):
 
 
 class ReadFirst(contextlib.AbstractContextManager):
-    """Read the batch's rows on the change's own connection, then change them."""
+    """Read the batch's rows on the change's own connection, then change them.
+    `apply(batch)` returns them as tuples of the batch key and `change.names`."""
 
     def __init__(self, db, change: Change):
         self.db, self.change = db, change
@@ -146,7 +147,7 @@ class ReadFirst(contextlib.AbstractContextManager):
         rows = self.db.execute(self.change.rows_query(self.db, batch)).fetchall()
         changed = self.change.statement(batch).execute()
         _check(self.change, changed, len(rows))
-        return [row[1:] for row in rows]
+        return rows
 
 
 READER_TIMEOUT = 5.0
@@ -179,7 +180,7 @@ class ReadBeside(ReadFirst):
                 raise OperationalProblem(f"reading the changed rows failed: {exc}") from None
             raise
         _check(self.change, statement.join(), len(rows))
-        return [row[1:] for row in rows]
+        return rows
 
     def _read(self, query) -> list:
         started = time.perf_counter()
@@ -211,8 +212,7 @@ class Returning(ReadFirst):
             values = {c.name: c.column for c in change.columns if isinstance(c, Before)}
         columns = [values[c.name].alias(c.name) if isinstance(c, Before) else c for c in change.columns]
         sql, params = query.returning(key, *columns).sql()
-        rows = db.execute_sql(f'WITH "changed" AS ({sql}) SELECT * FROM "changed" ORDER BY 1', params).fetchall()
-        return [row[1:] for row in rows]
+        return db.execute_sql(f'WITH "changed" AS ({sql}) SELECT * FROM "changed" ORDER BY 1', params).fetchall()
 
 
 def _before_columns(change: Change) -> list:
