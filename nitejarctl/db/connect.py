@@ -30,7 +30,7 @@ def open_database(target: Target, *, create: bool = False, readonly: bool = Fals
 def _open_sqlite(target: Target, *, create: bool, readonly: bool, busy_timeout: float):
     import peewee
 
-    from nitejarctl.db.dialects import Sqlite
+    from nitejarctl.db.sqlite import Sqlite
 
     path = target.path
     if target.is_memory:
@@ -86,7 +86,7 @@ def _open_postgres(target: Target, *, readonly: bool):
         import psycopg2  # noqa: F401  (peewee picks the driver up when present)
     except ImportError as exc:  # pragma: no cover - psycopg2-binary is a dependency
         raise OperationalProblem(f"PostgreSQL support is not installed: {exc}") from None
-    from nitejarctl.db.dialects import Postgres
+    from nitejarctl.db.postgres import Postgres
 
     params = dict(target.params)
     dbname = params.pop("dbname", None) or params.get("user") or "postgres"

@@ -1,0 +1,140 @@
+"""What both backends share (`Database`, the base of db.sqlite.Sqlite and
+db.postgres.Postgres): schema introspection, tracing, streaming, and the
+defaults of the hooks a backend may override (see db.dialects)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import peewee as pw
+from peewee import SQL
+
+from nitejarctl.errors import SchemaProblem
+
+STREAM_BATCH = 2000
+
+
+class Database:
+    """What both backends share: schema introspection, tracing, streaming."""
+
+    backend = ""
+    temp_schema = ""
+    # SQLite's write lock is not fair: a long bulk change must pause now and
+    # then for a writer waiting on it (db.batches).
+    pauses_for_writers = False
+    column_types: dict[str, str] = {}
+    now_sql = ""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.trace = None  # callable(sql, params, seconds): every statement and its time (-v)
+        self._columns: dict[str, list[str]] = {}
+        self._tables: set[str] | None = None
+
+    def execute_sql(self, sql, params=None):
+        trace = self.trace
+        if trace is None:
+            return super().execute_sql(sql, params)
+        started = time.perf_counter()
+        try:
+            return super().execute_sql(sql, params)
+        finally:
+            trace(sql, params, time.perf_counter() - started)
+
+    # ------------------------------------------------------------ the schema
+
+    def tables(self) -> set[str]:
+        if self._tables is None:
+            self._tables = set(self.get_tables())
+        return self._tables
+
+    def columns(self, table: str) -> list[str]:
+        """Live column names of `table` (empty when the table does not exist)."""
+        if table not in self._columns:
+            self._columns[table] = [c.name for c in self.get_columns(table)]
+        return self._columns[table]
+
+    def has_table(self, table: str) -> bool:
+        return bool(self.columns(table))
+
+    def forget_schema(self) -> None:
+        """After DDL: what was learnt of the schema may be out of date."""
+        self._columns.clear()
+        self._tables = None
+
+    def require_table(self, table: str) -> None:
+        """Fail with one line when the database lacks a table a command needs."""
+        if self.columns(table):
+            return
+        hint = ""
+        if "kysely_migration" in self.tables():
+            hint = " (this database is managed by nitejar's migrator, which does not create it)"
+        elif not self.tables() - {"sqlite_sequence"}:
+            hint = " (the database is empty: run 'nitejarctl migrate')"
+        raise SchemaProblem(f"this database has no {table!r} table{hint}")
+
+    def present_fields(self, model) -> list:
+        """The model's fields that the live table has: never select a missing column."""
+        table = model._meta.table_name
+        self.require_table(table)
+        live = set(self.columns(table))
+        return [f for f in model._meta.sorted_fields if f.column_name in live]
+
+    # --------------------------------------------------------------- reading
+
+    def stream(self, query, batch_size: int = STREAM_BATCH):
+        """Yield result rows as dicts without loading them all into memory.
+        `query` is a Peewee query or a (sql, params) pair."""
+        rows = self.stream_tuples(query, batch_size)
+        try:
+            names = next(rows)
+            for row in rows:
+                yield dict(zip(names, row))
+        finally:
+            rows.close()
+
+    def stream_tuples(self, query, batch_size: int = STREAM_BATCH):
+        """Like stream, as tuples; the first item is the tuple of column names."""
+        sql, params = query if isinstance(query, tuple) else query.sql()
+        cursor = self.execute_sql(sql, params)
+        try:
+            yield tuple(d[0] for d in cursor.description)
+            while rows := cursor.fetchmany(batch_size):
+                yield from rows
+        finally:
+            cursor.close()
+
+    # ---------------------------------------------------------------- writes
+
+    @contextlib.contextmanager
+    def turn(self, *, wait: float, on_wait=None):
+        """Bulk changes on one database take turns where the backend needs it."""
+        yield
+
+    @contextlib.contextmanager
+    def bulk_session(self):
+        """Yields `committed(seconds)`, called after each batch of a bulk change
+        commits; the backend may tune the connection meanwhile."""
+        yield lambda seconds: None
+
+    def serialise_writes(self) -> None:
+        """Inside a write transaction: wait until no other nitejarctl writes
+        summaries (compaction)."""
+
+    def for_update(self, query):
+        return query
+
+    def analyze_temporary(self, table: str) -> None:
+        """Statistics for a temporary table just filled, where the planner needs them."""
+
+    def as_float(self, expr):
+        return expr
+
+    def unindexed(self, column):
+        return column
+
+
+def like(column, op: str, text: str):
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return pw.NodeList((column, SQL(op), f"%{escaped}%", SQL("ESCAPE '\\'")))

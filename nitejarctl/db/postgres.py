@@ -1,0 +1,126 @@
+"""PostgreSQL as a Peewee database: what differs from SQLite (db.dialects)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import peewee as pw
+from peewee import fn
+
+from nitejarctl.db.base import STREAM_BATCH, Database, like
+
+# pg_advisory_lock keys: "nitejar" as a 56-bit integer (migrate), and the
+# transaction-scoped lock that serialises compaction writes.
+MIGRATION_LOCK_KEY = int.from_bytes(b"nitejar", "big")
+COMPACTION_LOCK_KEY = 0x6E6A_636F_6D70
+
+
+class Postgres(Database, pw.PostgresqlDatabase):
+    backend = "postgresql"
+    temp_schema = "pg_temp"
+    column_types = {"text": "text", "integer": "integer", "real": "double precision", "blob": "bytea"}
+    now_sql = "(extract(epoch from now())::integer)"
+
+    def stream_tuples(self, query, batch_size: int = STREAM_BATCH):
+        """A server-side (named) cursor, so that memory stays flat."""
+        sql, params = query if isinstance(query, tuple) else query.sql()
+        conn = self.connection()
+        in_transaction = self.transaction_depth() > 0
+        if not in_transaction:
+            conn.autocommit = False
+        cursor = conn.cursor(name=f"nitejarctl_{id(conn)}_{time.monotonic_ns()}")
+        cursor.itersize = batch_size
+        started = time.perf_counter()
+        try:
+            cursor.execute(sql, params)
+            if self.trace is not None:
+                self.trace(sql, params, time.perf_counter() - started)
+            first = cursor.fetchmany(batch_size)  # the description comes with the first rows
+            yield tuple(d[0] for d in cursor.description)
+            yield from first
+            while rows := cursor.fetchmany(batch_size):
+                yield from rows
+        finally:
+            try:
+                cursor.close()
+            finally:
+                if not in_transaction:
+                    conn.rollback()
+                    conn.autocommit = True
+
+    # ------------------------------------------------------------- queries
+
+    def batch_key(self, model):
+        return model._meta.primary_key
+
+    def batch_key_field(self, model, **kwargs):
+        return type(model._meta.primary_key)(**kwargs)
+
+    def insertion_order(self, model):
+        return pw.Column(model, "ctid")
+
+    def greatest(self, *args):
+        return fn.GREATEST(*args)
+
+    def contains(self, column, text: str):
+        return like(column, "ILIKE", text)
+
+    def byte_length(self, column):
+        return fn.OCTET_LENGTH(column)
+
+    def as_float(self, expr):
+        # A bare parameter would come back as numeric (a Decimal).
+        return pw.Cast(expr, "double precision")
+
+    def for_update(self, query):
+        return query.for_update()
+
+    def analyze_temporary(self, table: str) -> None:
+        self.execute_sql(f'ANALYZE "{table}"')
+
+    def serialise_writes(self) -> None:
+        self.execute_sql("SELECT pg_advisory_xact_lock(%s)", (COMPACTION_LOCK_KEY,))
+
+    def changed_rows(self, change):
+        from nitejarctl.db import changed_rows
+
+        return changed_rows.Returning(self, change)
+
+    # ----------------------------------------------------------- the server
+
+    def version_text(self) -> str:
+        return self.execute_sql("SHOW server_version").fetchone()[0]
+
+    def file_info(self) -> dict | None:
+        return None
+
+    def index_names(self) -> dict[str, str]:
+        rows = self.execute_sql(
+            "SELECT indexname, tablename FROM pg_indexes WHERE schemaname = current_schema()").fetchall()
+        return dict(rows)
+
+    # -------------------------------------------------------------- schema
+
+    @staticmethod
+    def add_column_default(default):
+        return default
+
+    def prepare_new(self) -> None:
+        pass
+
+    @contextlib.contextmanager
+    def migration_lock(self, wait: float):
+        """pg_advisory_lock on this connection, waiting at most `wait` seconds."""
+        from nitejarctl.errors import OperationalProblem
+
+        deadline = time.monotonic() + wait
+        while not self.execute_sql("SELECT pg_try_advisory_lock(%s)", (MIGRATION_LOCK_KEY,)).fetchone()[0]:
+            if time.monotonic() >= deadline:
+                raise OperationalProblem(
+                    f"another nitejarctl migrate holds the migration lock (waited {wait:.0f}s)")
+            time.sleep(0.1)
+        try:
+            yield
+        finally:
+            self.execute_sql("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
