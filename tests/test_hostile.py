@@ -136,7 +136,7 @@ def world(db, db_url, backend, request):
     finally:
         owner.close()
     url = server.url(name, PG_PASSWORD_USER, PG_PASSWORD)
-    return Run(url), url
+    return Run(url, in_environment=True), url
 
 
 # ------------------------------------------------------------------ the corpus
@@ -477,8 +477,9 @@ DB_COMMANDS = [
 ]
 
 
-def _all_commands(url: str, code: int, error: str, *, with_migrate: bool = True):
-    run = Run(url)
+def _all_commands(url: str, code: int, error: str, *, with_migrate: bool = True,
+                  in_environment: bool = False):
+    run = Run(url, in_environment=in_environment)
     commands = DB_COMMANDS + ([("migrate",)] if with_migrate else [])
     return run, [Case(args, code, error) for args in commands]
 
@@ -553,7 +554,8 @@ def test_an_empty_database_argument_is_a_usage_error(tmp_path, monkeypatch):
 ])
 def test_unreachable_or_unsupported_urls(url, code, error, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    run, cases = _all_commands(url, code, error)
+    # (in the environment: a password given with -d adds a warning, see TestLibpqConventions)
+    run, cases = _all_commands(url, code, error, in_environment=True)
     failures = [f"{c}: {p}" for c in cases for p in problems_of(c, run(*c.args), [], [])]
     assert not failures, "\n".join(failures)
     assert list(tmp_path.iterdir()) == []
@@ -564,7 +566,7 @@ def test_a_wrong_password_is_not_shown(pg_server):
     # (the user name may come out masked too when an earlier test in this process used a
     # password that occurs in it: every password a process saw is masked everywhere)
     start = "Error: cannot connect to postgresql://"
-    run, cases = _all_commands(url, 1, None)
+    run, cases = _all_commands(url, 1, None, in_environment=True)
     failures = []
     for case in cases:
         result = run(*case.args)

@@ -151,8 +151,11 @@ class RootGroup(NitejarGroup):
             import traceback
 
             from nitejarctl.db import mask_secrets
+            from nitejarctl.secrets import without_rows
+            from nitejarctl.visible import visible_cell
 
-            click.echo(mask_secrets("".join(traceback.format_exception(exc))), err=True)
+            text = "".join(traceback.format_exception(exc))
+            click.echo(visible_cell(mask_secrets(without_rows(text))), err=True)
         _error(message, prefix=prefix)
 
 
@@ -174,8 +177,10 @@ def _module_exists(module: str) -> bool:
 
 def _error(message: str, *, prefix: str = "Error: ") -> None:
     from nitejarctl.db import mask_secrets
+    from nitejarctl.secrets import without_rows
+    from nitejarctl.visible import visible
 
-    line = " ".join(mask_secrets(str(message)).split())
+    line = visible(" ".join(mask_secrets(without_rows(str(message))).split()))
     click.echo(f"{prefix}{line}", err=True)
 
 
@@ -207,7 +212,9 @@ def _database_errors() -> tuple:
 
 
 def _database_message(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    from nitejarctl.secrets import without_rows
+
+    text = " ".join(without_rows(str(exc)).split()) or type(exc).__name__
     if "database is locked" in text or "database table is locked" in text:
         return ("database is locked: another process held the write lock past the busy "
                 "timeout (retry, or raise --busy-timeout)")
