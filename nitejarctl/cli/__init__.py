@@ -97,6 +97,8 @@ class RootGroup(NitejarGroup):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         self._settings = None
+        if os.environ.get("_NITEJARCTL_COMPLETE"):
+            import nitejarctl.cli.completion  # noqa: F401  (nitejarctl's own completion scripts)
         undecodable = _undecodable(sys.argv[1:] if args is None else args)
         if undecodable is not None:
             # Python hands such bytes over as surrogates, which no database accepts.
