@@ -758,7 +758,9 @@ class TestCompletionIsData:
         sh.press("C-a")
         sh.type("argv ")
         sh.press("Enter")
-        sh.wait_for(argv_file.exists, f"the command line completed from {typed!r} to run")
+        # The shell creates the file before printf writes to it: wait for the last word.
+        sh.wait_for(lambda: argv_file.exists() and argv_file.read_bytes().endswith(b"\0end\0"),
+                    f"the command line completed from {typed!r} to run")
         words = argv_file.read_bytes().decode().split("\0")[:-1]
         argv_file.unlink()
         return words
