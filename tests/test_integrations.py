@@ -56,12 +56,14 @@ def test_show(run, three):
     result = run("integrations", "show", "tg-main", "-o", "json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == {
-        "id": "i-1", "type": "telegram", "name": "tg-main", "config": {"token": "x"},
+        "id": "i-1", "type": "telegram", "name": "tg-main", "config": {"token": "***"},
         "scope": "global", "enabled": 1, "created_at": T0, "updated_at": T0, "work_item_count": 1,
         "agents": [{"id": "a-1", "name": "bot", "status": "idle", "linked_at": T0}]}
+    revealed = run("integrations", "show", "tg-main", "-o", "json", "--show-secrets")
+    assert json.loads(revealed.stdout)["config"] == {"token": "x"} and revealed.stderr == ""
     table = run("integrations", "show", "i-1", "-o", "table", "--no-color", env={"COLUMNS": "150"})
     lines = [line.rstrip() for line in table.stdout.splitlines()]
-    assert "  config            {" in lines and '                      "token": "x"' in lines
+    assert "  config            {" in lines and '                      "token": "***"' in lines
     assert "  enabled           yes" in lines
     missing = run("integrations", "show", "nope")
     assert (missing.exit_code, missing.stderr) == (3, "Error: no integration with id or name 'nope'\n")

@@ -14,8 +14,7 @@ from __future__ import annotations
 import itertools
 import sys
 
-import click
-
+from nitejarctl.cli.context import say
 from nitejarctl.cli.options import TABLE_LIMIT
 from nitejarctl.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted, Terminated
 
@@ -145,4 +144,4 @@ def _stopped(settings, spool, columns, words: Words, done: int, total, exc, disp
     if isinstance(exc, Terminated):
         raise Interrupted(line, EXIT_TERMINATED) from None
     if done:
-        click.echo(line, err=True)
+        say(line)

@@ -42,8 +42,12 @@ class Settings:
         if self._target is None:
             from nitejarctl.db import parse_url, resolve_url
 
-            url, _source = resolve_url(self.database_url)
+            url, source = resolve_url(self.database_url)
             self._target = parse_url(url)
+            if source == "--database-url" and self._target.password_given:
+                self.warn("a password given with -d/--database-url is visible to every local user "
+                          "in the process list; use PGPASSWORD, ~/.pgpass or a service file "
+                          "(postgresql:///?service=NAME) instead")
         return self._target
 
     @property
@@ -98,10 +102,10 @@ class Settings:
     def info(self, message: str) -> None:
         """An informational line on stderr (silenced by -q)."""
         if not self.quiet:
-            click.echo(message, err=True)
+            say(message)
 
     def warn(self, message: str) -> None:
-        click.echo(f"Warning: {message}", err=True)
+        say(f"Warning: {message}")
 
     def emit(self, rows, columns, **kwargs) -> int:
         from nitejarctl.output import emit
@@ -125,6 +129,11 @@ class Settings:
 
         return isatty(sys.stderr)
 
+    def stdout_is_terminal(self) -> bool:
+        from nitejarctl.output.terminal import isatty
+
+        return isatty(sys.stdout)
+
     def interactive(self) -> bool:
         """Can a person answer a question here?"""
         if self._interactive is not None:
@@ -146,6 +155,14 @@ class Settings:
 def _trace(sql, params, seconds: float) -> None:
     """-v: every statement and its time on stderr (passwords never reach SQL text)."""
     click.echo(f"-- {seconds * 1000:.1f} ms: {' '.join(str(sql).split())}", err=True)
+
+
+def say(line: str) -> None:
+    """One line on stderr, its control characters shown escaped (the database
+    quoted in it is nitejar's users' text)."""
+    from nitejarctl.visible import visible
+
+    click.echo(visible(line), err=True)
 
 
 pass_settings = click.make_pass_decorator(Settings)

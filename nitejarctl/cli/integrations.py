@@ -68,22 +68,36 @@ def integrations_list(settings, type_, enabled, limit):
 
 @integrations.command(name="show")
 @click.argument("integration", shell_complete=completers.integration_ids)
+@click.option("--show-secrets", is_flag=True,
+              help="Show tokens, secrets, passwords and keys in the config as they are stored.")
 @pass_settings
-def integrations_show(settings, integration):
+def integrations_show(settings, integration, show_secrets):
     """Show one integration: its config and the agents linked to it.
+
+    Config values under keys naming a token, secret, password, passphrase,
+    private key, API key or credential are shown as ***, and encrypted values
+    as enc:***, unless --show-secrets. A config written back with those
+    placeholders (update --config) keeps the stored values.
 
     \b
     Examples:
       nitejarctl integrations show telegram-main
       nitejarctl integrations show 3f2c… -o json | jq .config
+      nitejarctl integrations show tg -o json | jq .config > tg.json   # edit, then:
+      nitejarctl integrations update tg --config @tg.json
     """
     from nitejarctl.jsonarg import parse_stored
     from nitejarctl.output import Column
     from nitejarctl.repositories import integrations as repo
+    from nitejarctl.secrets import mask_config
 
     db = settings.database()
     row = repo.resolve(db, integration)
     row["config"] = parse_stored(row["config"])
+    if not show_secrets:
+        row["config"] = mask_config(row["config"])
+    elif settings.stdout_is_terminal():
+        settings.warn("secrets are shown as stored: mind who can see this terminal")
     row["work_item_count"] = repo.work_item_count(db, row["id"])
     columns = [Column("id"), Column("name"), Column("status"), Column("linked_at", "time")]
     agents = list(repo.agents_query(db, row["id"]))
@@ -136,6 +150,8 @@ def integrations_update(settings, integration, type_, name, scope, config_text, 
     Examples:
       nitejarctl integrations update telegram-main --set webhook.secret=s3cr3t
       nitejarctl integrations update gh --unset webhook --scope team
+      nitejarctl integrations show gh -o json | jq '.config' | \
+        nitejarctl integrations update gh --config @-      # *** keeps the stored secrets
     """
     from nitejarctl import jsonarg
     from nitejarctl.repositories import integrations as repo

@@ -9,6 +9,8 @@ from urllib.parse import quote
 from nitejarctl.db.urls import Target, mask_secrets
 from nitejarctl.errors import DatabaseMissing, OperationalProblem
 
+LIBPQ_DEFAULTS = "postgresql://"
+
 
 def open_database(target: Target, *, create: bool = False, readonly: bool = False,
                   busy_timeout: float = 5.0):
@@ -89,10 +91,12 @@ def _open_postgres(target: Target, *, readonly: bool):
     from nitejarctl.db.postgres import Postgres
 
     params = dict(target.params)
-    dbname = params.pop("dbname", None) or params.get("user") or "postgres"
     if readonly:
         params["options"] = (params.get("options", "") + " -c default_transaction_read_only=on").strip()
-    db = Postgres(dbname, **params)
+    # An empty URI as the DSN: libpq takes only the keywords the URL named and
+    # fills in the rest itself (PGDATABASE, PGSERVICE, ~/.pgpass, …); the
+    # database's name is never guessed here.
+    db = Postgres(LIBPQ_DEFAULTS, **params)
     try:
         db.connect()
     except (peewee.DatabaseError, peewee.InterfaceError) as exc:

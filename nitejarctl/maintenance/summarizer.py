@@ -9,6 +9,19 @@ import subprocess
 DEFAULT_SUMMARIZER_TIMEOUT = 120.0
 
 
+# What the summarizer must not inherit: where the database is and how to log
+# in to it. It gets the transcript, not the database.
+WITHHELD = ("NITEJAR_DATABASE_URL", "DATABASE_URL", "PGPASSWORD", "PGPASSFILE", "PGSERVICEFILE")
+
+
+def summarizer_environment(environ=None, **extra: str) -> dict:
+    """nitejarctl's environment without WITHHELD's variables, plus `extra`
+    (NITEJAR_SESSION_KEY, NITEJAR_AGENT_ID)."""
+    env = {k: v for k, v in (os.environ if environ is None else environ).items() if k not in WITHHELD}
+    env.update(extra)
+    return env
+
+
 class SummarizerFailed(Exception):
     """The summarizer command failed for one conversation (the reason is the message)."""
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from nitejarctl.visible import visible
+
 PROGRESS_DELAY = 1.0  # seconds of work before a progress bar appears
 
 
@@ -56,7 +58,7 @@ class ProgressBar:
             return False
         from rich.text import Text
 
-        self._bar.console.print(Text(line), soft_wrap=True)
+        self._bar.console.print(Text(visible(line)), soft_wrap=True)
         return True
 
     def stop(self) -> None:

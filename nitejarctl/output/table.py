@@ -9,6 +9,7 @@ from datetime import datetime
 
 from nitejarctl.output.formats import Column, _plain, to_json
 from nitejarctl.output.terminal import isatty
+from nitejarctl.visible import visible, visible_cell
 
 
 def format_time(value, now: int | None = None) -> str:
@@ -25,6 +26,11 @@ def format_time(value, now: int | None = None) -> str:
 
 
 def _cell(value, column: Column, now: int) -> str:
+    """What a table shows of a value: its controls escaped (nitejarctl.visible)."""
+    return visible_cell(_shown(value, column, now))
+
+
+def _shown(value, column: Column, now: int) -> str:
     if value is None:
         return ""
     if column.kind == "time":
@@ -91,7 +97,7 @@ def emit_table(rows, cols: list[Column], out, *, color: bool, title: str | None,
     console = _console(out, color)
     shown = _fit(cols, cells, console.width)
     table = Table(box=box.SIMPLE_HEAD, header_style="bold" if color else None,
-                  title=Text(title) if title else None, title_justify="left")
+                  title=Text(visible(title)) if title else None, title_justify="left")
     for i in shown:
         col = cols[i]
         whole = _whole(col)
@@ -120,7 +126,7 @@ def emit_vertical(obj: dict, out, *, color: bool, kinds: dict) -> None:
     for key, value in obj.items():
         kind = kinds.get(key) or ("time" if key.endswith("_at") or key in ("start_time", "end_time")
                                   else "json" if isinstance(value, (dict, list)) else "text")
-        table.add_row(Text(key), Text(_cell(value, Column(key, kind), now)))
+        table.add_row(Text(visible(str(key))), Text(_cell(value, Column(key, kind), now)))
     _console(out, color).print(table)
 
 

@@ -87,6 +87,10 @@ def create(db, *, type: str, name: str, config: dict | None = None, scope: str =
     from nitejarctl.jsonarg import dumps
 
     require(db)
+    if config is not None:
+        from nitejarctl.secrets import keep_stored
+
+        config = keep_stored(config, None, f"integration {name!r}")  # a placeholder stands for nothing
     t = now()
     row = {"id": str(uuid.uuid4()), "type": type, "name": name, "scope": scope,
            "enabled": 1 if enabled else 0, "created_at": t, "updated_at": t}
@@ -112,7 +116,8 @@ def update(db, ref: str, *, type: str | None = None, name: str | None = None,
         integration_id = resolve(db, ref)["id"]
         if config is not None or sets or unsets:
             values[Integration.config], missing = edited_config(
-                db, Integration, integration_id, config, sets, unsets, f"integration {ref!r}")
+                db, Integration, integration_id, config, sets, unsets, f"integration {ref!r}",
+                masked=True)
         values[Integration.updated_at] = now()
         Integration.update(values).where(Integration.id == integration_id).execute()
     return get(db, integration_id), missing
