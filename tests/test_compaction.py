@@ -98,8 +98,8 @@ def test_summarizer_runner_failures_and_output(tmp_path):
     with pytest.raises(summarizer.SummarizerFailed, match=r"^summarizer printed nothing$"):
         summarizer.run_summarizer("cat >/dev/null; echo '  '", "x", timeout=10)
     pids = tmp_path / "pids"
-    with pytest.raises(summarizer.SummarizerFailed, match=r"^summarizer timed out after 0.3s$"):
-        summarizer.run_summarizer(f"sleep 30 & echo $$ $! > {pids}; wait; echo late", "", timeout=0.3)
+    with pytest.raises(summarizer.SummarizerFailed, match=r"^summarizer timed out after 2s$"):
+        summarizer.run_summarizer(f"sleep 30 & echo $$ $! > {pids}; wait; echo late", "", timeout=2)
     assert all(_gone(int(pid)) for pid in pids.read_text().split())  # the whole process group was killed
 
 
