@@ -133,12 +133,12 @@ class Settings:
 
         return interactive()
 
-    def progress(self, label: str, total=None):
+    def progress(self, label: str, total=None, *, unit: str | None = None):
         """A progress bar on stderr for long work (output.ProgressBar): on a
-        terminal, not with -q."""
+        terminal, not with -q; with `unit`, it shows the rate (rows/s)."""
         from nitejarctl.output import ProgressBar
 
-        return ProgressBar(label, total, color=self.color, delay=self.progress_delay,
+        return ProgressBar(label, total, color=self.color, delay=self.progress_delay, unit=unit,
                            enabled=self.stderr_is_terminal() and not self.quiet,
                            force_terminal=self.stderr_terminal)
 

@@ -18,8 +18,9 @@ class ProgressBar:
     without an end. `say` prints a line above the bar while it is drawn."""
 
     def __init__(self, label: str, total=None, *, enabled: bool = True, color: bool = True,
-                 delay: float | None = None, force_terminal: bool | None = None):
+                 delay: float | None = None, force_terminal: bool | None = None, unit: str | None = None):
         self.label, self.total, self.enabled, self.color = label, total, enabled, color
+        self.unit = unit  # shows the rate, in `unit`/s
         self.force_terminal = force_terminal  # draw on stderr even when it is no terminal
         self.delay = PROGRESS_DELAY if delay is None else delay
         self.completed = 0
@@ -70,17 +71,28 @@ class ProgressBar:
             BarColumn,
             MofNCompleteColumn,
             Progress,
+            ProgressColumn,
             TextColumn,
             TimeElapsedColumn,
             TimeRemainingColumn,
         )
+        from rich.text import Text
+
+        unit = self.unit
+
+        class Rate(ProgressColumn):
+            def render(self, task):
+                return Text(f"{task.speed or 0:,.0f} {unit}/s")
 
         self.enabled = False  # one attempt only
         total = self.total() if callable(self.total) else self.total
         console = Console(stderr=True, no_color=not self.color, highlight=False, emoji=False,
                           markup=False, force_terminal=self.force_terminal)
         ending = TimeRemainingColumn() if total else TimeElapsedColumn()
-        bar = Progress(TextColumn(self.label, markup=False), BarColumn(), MofNCompleteColumn(), ending,
+        columns = [TextColumn(self.label, markup=False), BarColumn(), MofNCompleteColumn()]
+        if unit:
+            columns.append(Rate())
+        bar = Progress(*columns, ending,
                        console=console, transient=True, redirect_stdout=False, redirect_stderr=False)
         self._task = bar.add_task(self.label, total=total or None, completed=self.completed)
         bar.start()
