@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import click
 
 from nitejarctl.cli.context import pass_settings
@@ -87,8 +85,9 @@ def transfer(settings, to_url, resume, only, skip, on_bad_value, reject_file, ve
         if not (verify_only or dry_run):
             settings.info(f"transferring {source.display} to {destination.display} from a snapshot taken "
                           "now: writes after this moment are not included (stop nitejar for the final cut)")
-        result = engine.run(snapshot, conn, destination.params, options, _Hooks(settings),
-                            lambda: _peewee(destination))
+        with settings.progress_bars() as bars:
+            result = engine.run(snapshot, conn, destination.params, options, _Hooks(settings, bars),
+                                lambda: _peewee(destination))
     finally:
         snapshot.close()
         conn.close()
@@ -103,6 +102,10 @@ def _open(settings, db, destination):
     peewee = open_database(destination)  # checks the URL and the server, masks the password
     conn = peewee.connection()
     conn.autocommit = False
+    with conn.cursor() as cur:
+        # Safe here: a batch and its progress row are lost (or kept) together.
+        cur.execute("SET synchronous_commit = off")
+    conn.commit()
     return snapshot, conn
 
 
@@ -113,13 +116,11 @@ def _peewee(destination):
 
 
 class _Hooks:
-    def __init__(self, settings):
-        self.settings = settings
+    def __init__(self, settings, bars):
+        self.settings, self.bars = settings, bars
 
-    @contextlib.contextmanager
     def progress(self, table, total):
-        with self.settings.progress(table, total, unit="rows") as bar:
-            yield bar
+        return self.bars.bar(table, total)
 
     def info(self, message):
         self.settings.info(message)

@@ -66,11 +66,18 @@ class Rejects:
     through a symbolic link) and the count of bad values per table."""
 
     def __init__(self, path: str):
+        import threading
+
         self.path = path
+        self.lock = threading.Lock()
         self.counts: dict[str, int] = {}
         self._file = None
 
     def add(self, table, snapshot, rowid: int, bad) -> None:
+        with self.lock:
+            self._add(table, snapshot, rowid, bad)
+
+    def _add(self, table, snapshot, rowid: int, bad) -> None:
         import json
 
         if self._file is None:
@@ -148,9 +155,15 @@ def write(cur, layout: Layout, batch: Batch) -> None:
     T.record_batch(cur, layout.table.name, batch.upper, batch.rows, batch.checksum, batch.rejected)
 
 
-def copy_table(snapshot, conn, layout: Layout, state, *, on_bad: str, rejects: Rejects, progress) -> None:
+class Stopped(Exception):
+    """Another lane failed or the command is ending: stop between batches."""
+
+
+def copy_table(snapshot, conn, layout: Layout, state, *, on_bad: str, rejects: Rejects, progress,
+               stop=lambda: False) -> None:
     """Copy the table's rows after `state.last_rowid`, committing each batch
-    with its progress row; `progress(n)` after each batch of n rows."""
+    with its progress row; `progress(n)` after each batch of n rows; `stop()`
+    true ends it between batches (Stopped)."""
     select = snapshot.batch_sql(layout.table.name, layout.columns)
     after = float("-inf") if state.last_rowid is None else state.last_rowid
     size = FIRST_BATCH
@@ -168,6 +181,8 @@ def copy_table(snapshot, conn, layout: Layout, state, *, on_bad: str, rejects: R
                     break
                 if batch.rows == 0:
                     break
+                if stop():
+                    raise Stopped()
                 with signals.deferred():
                     writer.put(batch)
                 after = batch.upper

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from nitejarctl.errors import OperationalProblem, UsageProblem
 from nitejarctl.maintenance.transfer import ddl, finishing
 from nitejarctl.maintenance.transfer import target as T
-from nitejarctl.maintenance.transfer.copying import Layout, Rejects, copy_table
+from nitejarctl.maintenance.transfer.copying import Layout, Rejects, Stopped, copy_table
 from nitejarctl.maintenance.transfer.source import MIGRATION_TABLES, Snapshot
 
 
@@ -23,6 +23,7 @@ class Options:
     on_bad_value: str = "fail"
     reject_file: str = "transfer-rejects.tsv"
     workers: int = 2  # connections that build keys and indexes and take checksums
+    lanes: int = 2  # tables copied at once
 
 
 @dataclass
@@ -121,22 +122,18 @@ def run(snapshot: Snapshot, conn, target_url, options: Options, hooks: Hooks, op
     rejects = Rejects(options.reject_file)
     fresh = {n for n, s in states.items() if s.last_rowid is None}
     order = sorted(plan, key=lambda n: -_size(snapshot, n))
+    pending = [n for n in order if states[n].state == "pending"]
     try:
         with finishing.Workers(target_url, options.workers) as workers:
-            for name in order:
-                state = states[name]
-                if state.state == "pending":
-                    began = time.monotonic()
-                    with hooks.progress(name, lambda n=name: snapshot.count(n)) as bar:
-                        bar.advance(state.rows)
-                        copy_table(snapshot, conn, layouts[name], state, on_bad=options.on_bad_value,
-                                   rejects=rejects, progress=bar.advance)
-                    by_name[name].seconds = time.monotonic() - began
-                    with conn.cursor() as cur:
-                        T.set_state(cur, "table:" + name, "copied")
-                    conn.commit()
+            def finish(name):
                 workers.finish_table(name, [(i, s) for i, s, done in structures
                                             if s.table == name and s.kind != "fk" and not done])
+
+            for name in order:
+                if states[name].state != "pending":
+                    finish(name)
+            _copy_lanes(snapshot, conn, target_url, pending, states, layouts, by_name, options, rejects,
+                        hooks, finish)
             workers.wait()
             finishing.foreign_keys(conn, workers, plan, [(i, s) for i, s, d in structures
                                                           if s.kind == "fk" and not d], result)
@@ -158,6 +155,60 @@ def run(snapshot: Snapshot, conn, target_url, options: Options, hooks: Hooks, op
         T.drop_progress(conn)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _copy_lanes(snapshot, conn, target_url, pending, states, layouts, by_name, options, rejects, hooks,
+                finish) -> None:
+    """Copy the pending tables, largest first, on `options.lanes` connections
+    at once (PostgreSQL's side of COPY is the slower one: two backends keep
+    both cores busy); each table, once copied, goes to the workers."""
+    import threading
+
+    todo = list(pending)
+    lock = threading.Lock()
+    failed: list[BaseException] = []
+
+    def lane(c):
+        while True:
+            with lock:
+                if not todo or failed:
+                    return
+                name = todo.pop(0)
+            began = time.monotonic()
+            state = states[name]
+            with hooks.progress(name, lambda n=name: snapshot.count(n)) as bar:
+                bar.advance(state.rows)
+                copy_table(snapshot, c, layouts[name], state, on_bad=options.on_bad_value, rejects=rejects,
+                           progress=bar.advance, stop=lambda: bool(failed))
+            by_name[name].seconds = time.monotonic() - began
+            with c.cursor() as cur:
+                T.set_state(cur, "table:" + name, "copied")
+            c.commit()
+            finish(name)
+
+    def other_lane(c):
+        try:
+            lane(c)
+        except BaseException as exc:
+            failed.append(exc)
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=other_lane, args=(finishing.connect(target_url),), daemon=True)
+               for _ in range(min(options.lanes, len(todo)) - 1)]
+    for thread in threads:
+        thread.start()
+    try:
+        lane(conn)
+    except BaseException as exc:
+        failed.append(exc)
+        raise
+    finally:
+        for thread in threads:
+            thread.join()
+    errors = [e for e in failed if not isinstance(e, Stopped)]
+    if errors:
+        raise errors[0]
 
 
 def _size(snapshot: Snapshot, name: str) -> int:

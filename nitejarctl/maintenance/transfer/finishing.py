@@ -21,6 +21,8 @@ def connect(params: dict):
         # Index builds sort in memory rather than in temporary files.
         cur.execute("SET maintenance_work_mem = '256MB'")
         cur.execute("SET extra_float_digits = 1")
+        # Safe here: a batch and its progress row are lost (or kept) together.
+        cur.execute("SET synchronous_commit = off")
     conn.commit()
     return conn
 

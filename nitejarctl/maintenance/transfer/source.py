@@ -169,33 +169,24 @@ class Snapshot:
 
     def raw_rows(self, table: str, columns, after, upper: int | None, limit: int | None):
         """Rows after `after` (up to `upper`, or `limit` of them) as stored: text
-        as bytes, with each value's storage class — what bad values are told
-        apart by."""
-        cols = ", ".join(f"{_quote(c)}, typeof({_quote(c)})" for c in columns)
+        as bytes (cast in SQL, so that no other reader's types change), with
+        each value's storage class — what bad values are told apart by."""
+        cols = ", ".join(f"CASE WHEN typeof({_quote(c)}) = 'text' THEN CAST({_quote(c)} AS BLOB) "
+                         f"ELSE {_quote(c)} END, typeof({_quote(c)})" for c in columns)
         bound = "" if upper is None else " AND rowid <= ?"
         params = (after,) if upper is None else (after, upper)
-        bound += "" if limit is None else f" ORDER BY rowid LIMIT {int(limit)}"
-        previous = self.conn.text_factory
-        self.conn.text_factory = bytes
-        try:
-            order = "" if limit is not None else " ORDER BY rowid"
-            return self.conn.execute(f"SELECT rowid, {cols} FROM {_quote(table)} WHERE rowid > ?{bound}{order}",
-                                     params).fetchall()
-        finally:
-            self.conn.text_factory = previous
+        limit_sql = "" if limit is None else f" LIMIT {int(limit)}"
+        return self.conn.execute(f"SELECT rowid, {cols} FROM {_quote(table)} WHERE rowid > ?{bound} "
+                                 f"ORDER BY rowid{limit_sql}", params).fetchall()
 
     def keys_of(self, table: Table, rowid: int) -> dict:
         if table.key_columns == ["rowid"]:
             return {"rowid": rowid}
-        cols = ", ".join(_quote(c) for c in table.key_columns)
-        previous = self.conn.text_factory
-        self.conn.text_factory = lambda b: b.decode("utf-8", "backslashreplace")
-        try:
-            row = self.conn.execute(f"SELECT {cols} FROM {_quote(table.name)} WHERE rowid = ?",
-                                    (rowid,)).fetchone()
-        finally:
-            self.conn.text_factory = previous
-        return dict(zip(table.key_columns, row))
+        cols = ", ".join(f"CASE WHEN typeof({_quote(c)}) = 'text' THEN CAST({_quote(c)} AS BLOB) "
+                         f"ELSE {_quote(c)} END" for c in table.key_columns)
+        row = self.conn.execute(f"SELECT {cols} FROM {_quote(table.name)} WHERE rowid = ?", (rowid,)).fetchone()
+        return {c: v.decode("utf-8", "backslashreplace") if isinstance(v, bytes) else v
+                for c, v in zip(table.key_columns, row)}
 
 
 def _quote(name: str) -> str:
