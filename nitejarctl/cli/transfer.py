@@ -147,7 +147,7 @@ def _report(settings, result, destination, options) -> None:
         settings.info(f"would transfer {plural(len(rows), 'table')} into {destination.display} "
                       f"({'creating the schema' if result.schema == 'create' else 'into its schema'}); "
                       "nothing changed")
-    elif options.verify_only:
+    elif options.verify_only or result.schema == "finished":
         settings.info(f"verified {plural(len(rows), 'table')}: the same rows on both sides")
     else:
         total = sum(t.rows for t in result.tables)

@@ -38,9 +38,17 @@ class Layout:
     limits: list
     nullable: list[bool]
     line: object = None  # rows.formatter
+    hashed: object = None  # the line a checksum is taken of, where it is not the COPY line
 
     def __post_init__(self):
         self.line = R.formatter(self.kinds)
+        if R.FLOAT in self.kinds or R.FLOAT4 in self.kinds:
+            self.hashed = R.formatter(self.kinds, hashed=True)
+
+    def encode(self, rows) -> tuple[bytes, int]:
+        """COPY data and checksum of rows `(rowid, value, …)`."""
+        lines = [self.line(r) for r in rows]
+        return R.encode_batch(lines, None if self.hashed is None else [self.hashed(r) for r in rows])
 
     @property
     def copy_sql(self) -> str:
@@ -210,7 +218,7 @@ def _read(snapshot, select, layout: Layout, after, size) -> Batch | None:
     rows = snapshot.execute(select, (after, size)).fetchall()
     if not rows:
         return Batch(after, after, b"", 0, 0)
-    data, checksum = R.encode_batch([layout.line(r) for r in rows])
+    data, checksum = layout.encode(rows)
     return Batch(after, rows[-1][0], data, len(rows), checksum)
 
 
@@ -229,7 +237,7 @@ def _bad_batch(snapshot, conn, layout: Layout, after, size, on_bad, rejects: Rej
             rejects.add(table, snapshot, r[0], bad)
             bad_rows.append(r[0])
         else:
-            good.append(layout.line((r[0],) + R.decoded(layout.kinds, values, types)))
+            good.append((r[0],) + R.decoded(layout.kinds, values, types))
     if not bad_rows:
         if error is not None:
             raise OperationalProblem(f"PostgreSQL refused rows of {table.name}: "
@@ -239,7 +247,7 @@ def _bad_batch(snapshot, conn, layout: Layout, after, size, on_bad, rejects: Rej
         raise BadValues(f"{R.shown(len(bad_rows))} rows of {table.name} have values PostgreSQL cannot take "
                         f"(each listed in {rejects.path}): fix them in the source, or continue with "
                         "--resume --on-bad-value reject to leave those rows out")
-    data, checksum = R.encode_batch(good)
+    data, checksum = layout.encode(good)
     batch = Batch(after, raw[-1][0], data, len(good), checksum, bad_rows)
     with signals.deferred(), conn.cursor() as cur:
         write(cur, layout, batch)
@@ -253,16 +261,20 @@ def source_checksum(snapshot, layout: Layout, skip=()) -> tuple[int, int]:
     select = snapshot.batch_sql(layout.table.name, layout.columns)
     skip = set(skip)
     after, n, total = float("-inf"), 0, 0
-    while rows := snapshot.execute(select, (after, 20000)).fetchall():
-        after = rows[-1][0]
-        if skip:
+    while True:
+        try:
+            rows = snapshot.execute(select, (after, 20000)).fetchall()
+            if not rows:
+                return n, total
+            upper = rows[-1][0]
             rows = [r for r in rows if r[0] not in skip]
-        lines = []
-        for r in rows:
-            try:
-                lines.append(layout.line(r))
-            except _FORMAT_ERRORS:
-                continue  # a bad value: not in the target either
-        n += len(lines)
-        total += R.encode_batch(lines)[1]
-    return n, total
+            checksum = layout.encode(rows)[1]
+        except _FORMAT_ERRORS + (sqlite3.OperationalError,):
+            # a bad value (left out of the target too): the batch value by value
+            raw = snapshot.raw_rows(layout.table.name, layout.columns, after, None, 20000)
+            upper = raw[-1][0]
+            rows = [(r[0],) + R.decoded(layout.kinds, r[1::2], r[2::2]) for r in raw
+                    if r[0] not in skip and not R.classify(layout.kinds, layout.columns, layout.limits,
+                                                           layout.nullable, r[1::2], r[2::2])]
+            checksum = layout.encode(rows)[1]
+        n, total, after = n + len(rows), total + checksum, upper

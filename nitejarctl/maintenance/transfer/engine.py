@@ -101,13 +101,15 @@ def run(snapshot: Snapshot, conn, target_url, options: Options, hooks: Hooks, op
     T.require_utf8(conn)
     result = Result()
     names = selected_tables(snapshot, options)
-    if options.verify_only:
+    finished = options.resume and _finished(conn, names)
+    if options.verify_only or finished:
         existing = T.tables(conn)
         missing = [n for n in names if n not in existing]
         if missing:
             raise OperationalProblem(f"the target has no table {', '.join(missing)}")
         layouts = {n: _layout(snapshot, conn, n) for n in names}
-        result.tables = [TableResult(n, action="verify") for n in names]
+        result.tables = [TableResult(n, action="done" if finished else "verify") for n in names]
+        result.schema = "finished" if finished else ""
         finishing.verify(snapshot, target_url, layouts, result, {}, options.workers)
         result.seconds = time.monotonic() - started
         return result
@@ -211,6 +213,16 @@ def _copy_lanes(snapshot, conn, target_url, pending, states, layouts, by_name, o
         raise errors[0]
 
 
+def _finished(conn, names) -> bool:
+    """A transfer resumed after it had finished (killed after its last step):
+    no progress table, and the tables have their rows."""
+    existing = T.tables(conn)
+    done = (T.PROGRESS not in existing and all(n in existing for n in names)
+            and any(T.has_rows(conn, n) for n in names if n not in MIGRATION_TABLES))
+    conn.commit()
+    return done
+
+
 def _size(snapshot: Snapshot, name: str) -> int:
     return snapshot.execute(f'SELECT max(rowid) FROM "{name}"').fetchone()[0] or 0
 
@@ -277,6 +289,8 @@ def _prepare(snapshot: Snapshot, conn, names, options: Options, result: Result, 
                 table = snapshot.tables[name]
                 cur.execute(ddl.create_table(table, snapshot.integer_ranges(table), snapshot.sequences))
                 structures += ddl.structures(table)
+            for s in structures:
+                s.statement = _not_valid(s)
         rest = [n for n in names if n not in translated]
         _check_columns(snapshot, conn, names)
         catalogued = T.catalog_structures(conn, rest) if rest else []

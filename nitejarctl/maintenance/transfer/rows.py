@@ -15,7 +15,6 @@ by value to name each bad value with its row and column.
 from __future__ import annotations
 
 import hashlib
-import math
 import struct
 
 # Target column kinds (target.column_kind maps PostgreSQL types onto them).
@@ -23,22 +22,6 @@ INT, FLOAT, FLOAT4, TEXT, BYTEA = "int", "float", "float4", "text", "bytea"
 INT_RANGES = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
 
 NULL = "\\N"
-
-
-def pg_float(value) -> str:
-    """A float as PostgreSQL prints a double precision (shortest exact digits,
-    as Python's repr, but `1` for 1.0 and exponents from 1e15 on)."""
-    value = float(value)
-    if not math.isfinite(value):
-        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
-    text = repr(value)
-    if "e" in text:
-        return text
-    if abs(value) < 1e15:
-        return text[:-2] if text.endswith(".0") else text
-    digits = text[:-2].lstrip("-")  # an integer of 16 digits: 1e15 <= |value| < 1e16
-    mantissa = digits[0] + ("." + digits[1:].rstrip("0") if digits[1:].rstrip("0") else "")
-    return ("-" if value < 0 else "") + f"{mantissa}e+{len(digits) - 1:02d}"
 
 
 def float4(value) -> float:
@@ -52,24 +35,31 @@ def escape(text: str) -> str:
 
 _EXPRESSIONS = {
     INT: "str(v{i})",
-    FLOAT: "pg_float(v{i})",
-    FLOAT4: "pg_float(float4(v{i}))",
+    FLOAT: "repr(float(v{i}))",
+    FLOAT4: "repr(float4(v{i}))",
     TEXT: (r"v{i}.replace('\\', '\\\\').replace('\t', '\\t').replace('\n', '\\n')"
            r".replace('\r', '\\r')"),
     BYTEA: r"'\\\\x' + v{i}.hex()",
 }
 
 
-def formatter(kinds):
-    """A function of a row `(rowid, value, …)` giving its COPY line.
+# In the line a checksum is taken of, a float is its 8 bytes in hex: what
+# PostgreSQL prints of a double is not always Python's shortest repr.
+_HASHED = dict(_EXPRESSIONS, **{FLOAT: "pack('>d', v{i}).hex()", FLOAT4: "pack('>d', float4(v{i})).hex()"})
+
+
+def formatter(kinds, *, hashed: bool = False):
+    """A function of a row `(rowid, value, …)` giving its COPY line (with
+    `hashed`, the line its checksum is taken of).
 
     Generated per table so that a row costs one Python call, not one per value
     (a million-row table is formatted in a second or two)."""
+    expressions = _HASHED if hashed else _EXPRESSIONS
     names = "".join(f"v{i}, " for i in range(len(kinds)))
-    values = ", ".join(f"{NULL!r} if v{i} is None else {_EXPRESSIONS[kind].format(i=i)}"
+    values = ", ".join(f"{NULL!r} if v{i} is None else {expressions[kind].format(i=i)}"
                        for i, kind in enumerate(kinds))
     source = f"def line(row):\n    _, {names}= row\n    return '\\t'.join(({values},)) + '\\n'\n"
-    scope = {"pg_float": pg_float, "float4": float4}
+    scope = {"float4": float4, "pack": struct.pack}
     exec(compile(source, "<transfer formatter>", "exec"), scope)  # noqa: S102
     return scope["line"]
 
@@ -78,10 +68,13 @@ def row_hash(line: bytes) -> int:
     return int.from_bytes(hashlib.md5(line).digest()[:8], "big", signed=True)
 
 
-def encode_batch(lines: list[str]) -> tuple[bytes, int]:
-    """The COPY data of a batch and the sum of its rows' hashes."""
+def encode_batch(lines: list[str], hashed: list[str] | None = None) -> tuple[bytes, int]:
+    """The COPY data of a batch and the sum of its rows' hashes (of `hashed`,
+    the lines to take them of, when they differ from the COPY lines)."""
     encoded = [line.encode("utf-8") for line in lines]
-    return b"".join(encoded), sum(map(row_hash, encoded))
+    if hashed is None:
+        return b"".join(encoded), sum(map(row_hash, encoded))
+    return b"".join(encoded), sum(row_hash(line.encode("utf-8")) for line in hashed)
 
 
 # ------------------------------------------------------------- bad values
@@ -161,8 +154,8 @@ def checksum_sql(table: str, columns, kinds) -> str:
                     f"E'\\n', '\\n'), E'\\r', '\\r')")
         elif kind == BYTEA:
             expr = f"'\\\\x' || encode({c}, 'hex')"
-        elif kind == FLOAT4:
-            expr = f"{c}::float8::text"
+        elif kind in (FLOAT, FLOAT4):
+            expr = f"encode(float8send({c}::float8), 'hex')"
         else:
             expr = f"{c}::text"
         parts.append(f"coalesce({expr}, '\\N')")
