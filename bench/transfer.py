@@ -23,8 +23,6 @@ The target: nitejarctl ≤ 0.85 × pgloader's time, memory flat.
 from __future__ import annotations
 
 import argparse
-import io
-import itertools
 import json
 import os
 import shutil
@@ -41,34 +39,6 @@ import run as runner  # noqa: E402  (bench/run.py: measure)
 TARGET = 0.85
 
 
-def _copy_text(value) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, bytes):
-        return "\\\\x" + value.hex()
-    if isinstance(value, str):
-        return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return repr(value) if isinstance(value, float) else str(value)
-
-
-class _Lines(io.RawIOBase):
-    def __init__(self, lines):
-        self.lines, self.buffer = lines, b""
-
-    def readable(self):
-        return True
-
-    def readinto(self, b):
-        while len(self.buffer) < len(b):
-            chunk = "".join(itertools.islice(self.lines, 2000))
-            if not chunk:
-                break
-            self.buffer += chunk.encode("utf-8")
-        n = min(len(b), len(self.buffer))
-        b[:n], self.buffer = self.buffer[:n], self.buffer[n:]
-        return n
-
-
 def bare_copy(db: str, url: str) -> None:
     """The floor: every table's rows in one COPY each, into the schema as it is."""
     import psycopg2
@@ -81,8 +51,8 @@ def bare_copy(db: str, url: str) -> None:
     for table in tables:
         cols = [r[1] for r in source.execute(f'PRAGMA table_info("{table}")')]
         rows = source.execute(f'SELECT {", ".join(cols)} FROM "{table}"')
-        lines = ("\t".join(_copy_text(v) for v in row) + "\n" for row in rows)
-        cur.copy_expert(f'COPY "{table}" ({", ".join(cols)}) FROM STDIN', _Lines(lines))
+        lines = ("\t".join(pg._copy_text(v) for v in row) + "\n" for row in rows)
+        cur.copy_expert(f'COPY "{table}" ({", ".join(cols)}) FROM STDIN', pg._Lines(lines))
         conn.commit()
     conn.close()
 

@@ -5,7 +5,6 @@ and writes PostgreSQL, so these tests need the PostgreSQL server."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import random
@@ -21,6 +20,7 @@ import psycopg2
 import pytest
 
 from tests.conftest import PG_PASSWORD, PG_PASSWORD_USER, Run
+from tests.helpers.generated import generator
 
 ROOT = Path(__file__).resolve().parents[1]
 _databases = iter(range(10**6))
@@ -269,17 +269,10 @@ def test_bad_values_are_reported_and_never_changed(sqlite_url, pg, tmp_path):
 # ------------------------------------------------- resumable, and beside nitejar
 
 
-def _generator():
-    spec = importlib.util.spec_from_file_location("bench_generate", ROOT / "bench" / "generate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
     path = tmp_path_factory.mktemp("transfer") / "small.db"
-    _generator().generate(str(path), "small", 1)
+    generator().generate(str(path), "small", 1)
     return path
 
 
