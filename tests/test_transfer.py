@@ -353,3 +353,23 @@ def test_beside_a_nitejar_writer(generated, pg, tmp_path):
     later = subprocess.run([*nitejarctl(), "-d", source, "transfer", "--to", url, "--verify-only"],
                            capture_output=True, text=True)
     assert later.returncode == 1 and "messages:" in later.stderr
+
+
+def test_a_target_with_the_schema_is_checked_and_used(sqlite_url, pg_url):
+    fill_nitejarctl(sqlite_url)
+    query(pg_url, "ALTER TABLE agents ADD COLUMN note text")  # extra nullable columns are fine
+    result = transfer(sqlite_url, pg_url)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert {r["action"] for r in report} == {"existing"} and all(r["verified"] for r in report)
+    assert Run(pg_url)("migrate", "status", "--check").exit_code == 0  # its indexes are back
+
+
+def test_a_target_whose_columns_do_not_fit_is_refused(sqlite_url, pg, pg_url):
+    query(pg_url, "ALTER TABLE agents ALTER COLUMN config TYPE jsonb USING config::jsonb")
+    query(pg_url, "ALTER TABLE sprite_sessions DROP COLUMN sprite_name")
+    result = transfer(sqlite_url, pg_url)
+    assert result.exit_code == 1
+    assert "agents.config is jsonb in the target, which transfer does not fill" in result.stderr
+    assert "sprite_sessions.sprite_name is missing in the target" in result.stderr
+    assert query(pg_url, "SELECT count(*) FROM pg_tables WHERE tablename = 'nitejarctl_transfer'") == [(0,)]

@@ -120,6 +120,9 @@ def run(snapshot: Snapshot, conn, target_url, options: Options, hooks: Hooks, op
     about, states, structures = T.load_progress(conn)
     conn.commit()
     layouts = {n: _layout(snapshot, conn, n) for n in plan}
+    result.warnings += [f"{n}.{c} is real (4 bytes) in the target: its values are rounded to 6 digits "
+                        "(and verified as rounded)" for n, layout in layouts.items()
+                        for c, k in zip(layout.columns, layout.kinds) if k == "float4"]
     by_name = {r.table: r for r in result.tables}
     rejects = Rejects(options.reject_file)
     fresh = {n for n, s in states.items() if s.last_rowid is None}
