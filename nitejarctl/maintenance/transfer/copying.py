@@ -19,7 +19,7 @@ from nitejarctl.maintenance.transfer import target as T
 from nitejarctl.maintenance.transfer.rows import quote
 
 FIRST_BATCH = 5000
-BATCH_BYTES = 8 << 20  # COPY data per batch: large enough for COPY's speed, small enough to keep memory flat
+BATCH_BYTES = 4 << 20  # COPY data per batch: large enough for COPY's speed, small enough to keep memory flat
 LARGEST_BATCH = 200_000
 _FORMAT_ERRORS = (TypeError, AttributeError, ValueError, UnicodeError, OverflowError)
 

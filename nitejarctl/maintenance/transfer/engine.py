@@ -132,7 +132,8 @@ def run(snapshot: Snapshot, conn, target_url, options: Options, hooks: Hooks, op
         with finishing.Workers(target_url, options.workers) as workers:
             def finish(name):
                 workers.finish_table(name, [(i, s) for i, s, done in structures
-                                            if s.table == name and s.kind != "fk" and not done])
+                                            if s.table == name and s.kind != "fk" and not done],
+                                     layouts[name].checksum_sql)
 
             for name in order:
                 if states[name].state != "pending":
@@ -144,6 +145,7 @@ def run(snapshot: Snapshot, conn, target_url, options: Options, hooks: Hooks, op
                                                           if s.kind == "fk" and not d], result)
             for name in plan:
                 T.reset_sequences(conn, name, snapshot.sequences.get(name, 0))
+            target_sums = dict(workers.checksums)
     finally:
         rejects.close()
     _, states, _ = T.load_progress(conn)
@@ -155,7 +157,7 @@ def run(snapshot: Snapshot, conn, target_url, options: Options, hooks: Hooks, op
         result.rejects = options.reject_file
     copied_now = {n: (states[n].rows, states[n].checksum) for n in plan if n in fresh}
     finishing.verify(snapshot, target_url, {n: layouts[n] for n in plan}, result, copied_now,
-                     options.workers, rejected={n: states[n].rejected for n in plan})
+                     options.workers, rejected={n: states[n].rejected for n in plan}, known=target_sums)
     if not result.differences:
         T.drop_progress(conn)
     result.seconds = time.monotonic() - started

@@ -63,10 +63,12 @@ class Workers:
         self.futures.append(future)
         return future
 
-    def finish_table(self, name: str, structures) -> None:
-        self.submit(self._finish, name, structures)
+    def finish_table(self, name: str, structures, checksum_sql: str | None = None) -> None:
+        """Build the table's keys and indexes, ANALYZE it, and take its checksum
+        (`checksum_sql`) while the next tables are copied."""
+        self.submit(self._finish, name, structures, checksum_sql)
 
-    def _finish(self, name: str, structures) -> None:
+    def _finish(self, name: str, structures, checksum_sql) -> None:
         conn = self.conn()
         with conn.cursor() as cur:
             for item, structure in structures:
@@ -81,6 +83,8 @@ class Workers:
             cur.execute(f"ANALYZE {quote(name)}")
             T.set_state(cur, "table:" + name, "done")
         conn.commit()
+        if checksum_sql is not None:
+            self.checksums[name] = _target_checksum(self, checksum_sql)
 
     def wait(self) -> None:
         futures, self.futures = self.futures, []
@@ -115,16 +119,21 @@ def foreign_keys(conn, workers: Workers, names, pending, result) -> None:
     result.warnings += [f.result() for f in futures if f.result()]
 
 
-def verify(snapshot, params, layouts, result, copied_now, count: int, rejected=None) -> None:
+def verify(snapshot, params, layouts, result, copied_now, count: int, rejected=None, known=None) -> None:
     """Row counts and checksums of each table on both sides; a difference is
     recorded in result.differences, naming the table. `copied_now` holds the
-    source side of the tables this run copied whole from its own snapshot."""
-    rejected = rejected or {}
+    source side of the tables this run copied whole from its own snapshot,
+    `known` the target side of those already taken."""
+    rejected, known = rejected or {}, known or {}
     by_name = {r.table: r for r in result.tables}
     with Workers(params, count) as workers:
         futures = {}
         for name, layout in layouts.items():
-            futures[name] = workers.submit(_target_checksum, workers, layout.checksum_sql)
+            if name in known:
+                futures[name] = concurrent.futures.Future()
+                futures[name].set_result(known[name])
+            else:
+                futures[name] = workers.submit(_target_checksum, workers, layout.checksum_sql)
         source = {}
         for name, layout in layouts.items():
             source[name] = copied_now.get(name) or source_checksum(snapshot, layout, rejected.get(name, ()))
