@@ -159,7 +159,7 @@ class _Abandoned(Exception):
 
 def write(cur, layout: Layout, batch: Batch) -> None:
     if batch.data:
-        cur.copy_expert(layout.copy_sql, io.BytesIO(batch.data))
+        cur.copy_expert(layout.copy_sql, io.BytesIO(batch.data), size=1 << 20)
     T.record_batch(cur, layout.table.name, batch.upper, batch.rows, batch.checksum, batch.rejected)
 
 

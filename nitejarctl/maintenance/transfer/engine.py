@@ -22,8 +22,8 @@ class Options:
     verify_only: bool = False
     on_bad_value: str = "fail"
     reject_file: str = "transfer-rejects.tsv"
-    workers: int = 2  # connections that build keys and indexes and take checksums
-    lanes: int = 2  # tables copied at once
+    workers: int = 4  # connections that build keys and indexes and take checksums
+    lanes: int = 3  # tables copied at once
 
 
 @dataclass

@@ -64,11 +64,19 @@ class Workers:
         return future
 
     def finish_table(self, name: str, structures, checksum_sql: str | None = None) -> None:
-        """Build the table's keys and indexes, ANALYZE it, and take its checksum
-        (`checksum_sql`) while the next tables are copied."""
-        self.submit(self._finish, name, structures, checksum_sql)
+        """Build the table's keys (in order), ANALYZE it, build each of its
+        indexes and take its checksum (`checksum_sql`): separate jobs, so that
+        several connections share a large table's work (a key, which locks the
+        table, makes the others wait their turn)."""
+        keys = [(i, s) for i, s in structures if s.kind == "key"]
+        self.submit(self._build, name, keys, True)
+        for item in structures:
+            if item[1].kind != "key":
+                self.submit(self._build, name, [item], False)
+        if checksum_sql is not None:
+            self.submit(self._checksum, name, checksum_sql)
 
-    def _finish(self, name: str, structures, checksum_sql) -> None:
+    def _build(self, name: str, structures, analyze: bool) -> None:
         conn = self.conn()
         with conn.cursor() as cur:
             for item, structure in structures:
@@ -80,11 +88,12 @@ class Workers:
                                              f"{' '.join(str(exc).split())}") from None
                 T.set_state(cur, item, "done")
                 conn.commit()
-            cur.execute(f"ANALYZE {quote(name)}")
-            T.set_state(cur, "table:" + name, "done")
+            if analyze:
+                cur.execute(f"ANALYZE {quote(name)}")
         conn.commit()
-        if checksum_sql is not None:
-            self.checksums[name] = _target_checksum(self, checksum_sql)
+
+    def _checksum(self, name: str, sql: str) -> None:
+        self.checksums[name] = _target_checksum(self, sql)
 
     def wait(self) -> None:
         futures, self.futures = self.futures, []
