@@ -373,3 +373,15 @@ def test_a_target_whose_columns_do_not_fit_is_refused(sqlite_url, pg, pg_url):
     assert "agents.config is jsonb in the target, which transfer does not fill" in result.stderr
     assert "sprite_sessions.sprite_name is missing in the target" in result.stderr
     assert query(pg_url, "SELECT count(*) FROM pg_tables WHERE tablename = 'nitejarctl_transfer'") == [(0,)]
+
+
+def test_a_progress_bar_per_table_with_its_rate(sqlite_url, pg):
+    from nitejarctl.cli.context import Settings
+
+    fill_nitejarctl(sqlite_url)
+    url = empty_pg(pg)
+    result = Run(sqlite_url)("transfer", "--to", url, "-o", "json",
+                             settings=Settings(stderr_terminal=True, progress_delay=0))
+    assert result.exit_code == 0, result.output
+    assert "rows/s" in result.stderr and "agent_memories" in result.stderr
+    assert all(r["verified"] for r in json.loads(result.stdout))  # stdout is the data alone
