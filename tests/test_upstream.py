@@ -210,6 +210,7 @@ NOT_HERE = {
     ("completion",): "prints a script; candidates are tested in tests/test_completion.py",
     ("agents", "create"): "agents are nitejar's to manage", ("agents", "update"): "agents are nitejar's",
     ("agents", "delete"): "agents are nitejar's to manage",
+    ("transfer",): "reads SQLite, writes PostgreSQL: the fixture's transfer is in tests/test_transfer.py",
 }
 
 
