@@ -45,6 +45,10 @@ COMMANDS = {
     "idempotency": ("nitejarctl.cli.idempotency", "idempotency", "List and prune idempotency keys."),
     "cleanup": ("nitejarctl.cli.cleanup", "cleanup", "Compact, close stale and purge old sessions (for cron)."),
     "transfer": ("nitejarctl.cli.transfer", "transfer", "Copy the SQLite database into PostgreSQL, verified."),
+    "backup": ("nitejarctl.cli.backup", "backup", "Write a consistent, checked backup of the database."),
+    "restore": ("nitejarctl.cli.backup", "restore", "Replace the database with a backup (after a safety backup)."),
+    "vacuum": ("nitejarctl.cli.vacuum", "vacuum", "Reclaim free space (SQLite VACUUM or VACUUM INTO; PostgreSQL VACUUM)."),
+    "messages": ("nitejarctl.cli.messages", "messages", "Prune old messages that summaries already cover."),
     "completion": ("nitejarctl.cli.completion", "completion", "Print the shell completion script."),
 }
 

@@ -9,24 +9,45 @@ from nitejarctl.cli.options import DURATION, NitejarCommand
 from nitejarctl.errors import CheckFailed
 
 
-@click.command(cls=NitejarCommand)
+@click.command(cls=NitejarCommand, formats=("prometheus",))
 @click.option("--stale", type=DURATION, default="1h", show_default=True,
               help="Age of last activity that makes an active session stale.")
 @click.option("--idle", type=DURATION, default="30m", show_default=True,
               help="Age of the newest message that makes a conversation idle.")
 @pass_settings
 def doctor(settings, stale, idle):
-    """Check the database: connection, schema drift, migrations, counts.
+    """Check the database: connection, schema drift, migrations, counts, size.
 
     Exits 1 when something is wrong (unreachable, failed integrity check,
-    missing tables, columns or indexes, pending migrations).
+    missing tables, columns or indexes, pending migrations). Reports the
+    file's, the WAL's and the reclaimable bytes (SQLite's free pages) and
+    the largest tables by bytes, with a notice when more than a quarter of
+    the file is reclaimable.
+
+    -o json for monitoring scripts; -o prometheus for Prometheus' text
+    format (node_exporter's textfile collector): nitejar_db_up is 0 when the
+    database cannot be read at all.
 
     \b
     Examples:
       nitejarctl doctor
       nitejarctl doctor -o json | jq .problems
+      nitejarctl doctor -o prometheus > /var/lib/node_exporter/nitejar.prom.tmp
       nitejarctl -d postgresql://ops@db/nitejar status
     """
+    if settings.fmt == "prometheus":
+        from nitejarctl.cli.doctor_metrics import emit_metrics
+
+        emit_metrics(settings, lambda: examine(settings, stale=stale, idle=idle), stale=stale, idle=idle)
+        return
+    report = examine(settings, stale=stale, idle=idle)
+    settings.emit_report(report, lines=_lines(report))
+    if report["problems"]:
+        raise CheckFailed("")
+
+
+def examine(settings, *, stale: int, idle: int) -> dict:
+    """Everything doctor reports, as one dict (its JSON)."""
     from nitejarctl import migrations
     from nitejarctl.db import now
     from nitejarctl.repositories import health
@@ -60,20 +81,43 @@ def doctor(settings, stale, idle):
         problems.append("pending migrations: " + ", ".join(report["pending_migrations"]))
     report["counts"] = health.row_counts(db)
     report.update(health.counts_of_work(db, stale=stale, idle=idle, now=now()))
+    report.update(health.size_report(db))
+    report["notices"] = _notices(report["size"])
     report["problems"] = problems
     report["ok"] = not problems
-    settings.emit_report(report, lines=_lines(report))
-    if problems:
-        raise CheckFailed("")
+    return report
+
+
+RECLAIMABLE_NOTICE = 0.25  # of the file: past this, doctor suggests a VACUUM
+
+
+def _notices(storage: dict) -> list[str]:
+    from nitejarctl.maintenance.vacuum import reclaimable_share
+    from nitejarctl.output.words import size
+
+    share = reclaimable_share(storage)
+    if share is None or share <= RECLAIMABLE_NOTICE:
+        return []
+    return [f"{share:.0%} of the file ({size(storage['reclaimable_bytes'])}) is free pages: 'nitejarctl vacuum' "
+            "gives them back (it holds the write lock while it runs: stop nitejar or pick a quiet moment), "
+            "or 'nitejarctl vacuum --into PATH' writes a compact copy without the lock"]
 
 
 def _lines(r: dict) -> list[str]:
+    from nitejarctl.output.words import size
+
     lines = [f"database      {r['database']}  (from {r['source']})",
              f"backend       {r['backend']} {r['server_version']}"]
     if "sqlite" in r:
         s = r["sqlite"]
-        size = f", {s['file_size']:,} bytes" if "file_size" in s else ""
-        lines.append(f"sqlite        journal_mode={s['journal_mode']}, integrity {s['integrity']}{size}")
+        lines.append(f"sqlite        journal_mode={s['journal_mode']}, integrity {s['integrity']}")
+    z = r["size"]
+    wal = f", WAL {size(z['wal_bytes'])}" if z.get("wal_bytes") is not None else ""
+    free = (f", {size(z['reclaimable_bytes'])} reclaimable ({z['reclaimable_bytes'] / z['bytes']:.0%})"
+            if z.get("reclaimable_bytes") is not None and z["bytes"] else "")
+    lines.append(f"size          {size(z['bytes'])} ({z['bytes']:,} bytes){wal}{free}")
+    for t in (r["largest_tables"] or [])[:LARGEST_SHOWN]:
+        lines.append(f"bytes         {t['table']:<20} {size(t['bytes']):>12}")
     if r["nitejar_managed"]:
         lines.append(f"managed by    nitejar's migrator ({r['nitejar_migrations']} migrations applied)")
     else:
@@ -89,6 +133,10 @@ def _lines(r: dict) -> list[str]:
         lines.append(f"stale         {r['stale_sessions']:,} active sprite sessions")
     if "idle_conversations" in r:
         lines.append(f"idle          {r['idle_conversations']:,} conversations not compacted")
+    lines += [f"NOTICE        {n}" for n in r["notices"]]
     lines += [f"PROBLEM       {p}" for p in r["problems"]]
     lines.append("ok" if r["ok"] else f"{len(r['problems'])} problem(s) found")
     return lines
+
+
+LARGEST_SHOWN = 5

@@ -18,6 +18,8 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 
+from peewee import SQL, fn
+
 from nitejarctl.db.batches import Bulk
 from nitejarctl.db.changed_rows import Change
 from nitejarctl.errors import NotFound, OperationalProblem
@@ -34,6 +36,18 @@ def stale_condition(older_than: int, now: int):
 
 def count_stale(db, older_than: int, now: int) -> int:
     return SpriteSession.select().where(stale_condition(older_than, now)).count()
+
+
+STATUSES = ("active", "closed", "error")
+
+
+def count_by_status(db) -> dict[str, int]:
+    """Sessions per status: active, closed and error always, and any other
+    status the table holds."""
+    found = dict(SpriteSession.select(SpriteSession.status, fn.COUNT(SQL("*")))
+                 .group_by(SpriteSession.status).tuples())
+    found = {("" if status is None else str(status)): int(n) for status, n in found.items()}
+    return {status: found.get(status, 0) for status in sorted(set(found) | set(STATUSES))}
 
 
 def fields(db) -> list:

@@ -1,0 +1,57 @@
+"""Retention: deleting what nitejar only ever adds to.
+
+Messages: nitejar keeps every message for ever. Once compaction has written a
+conversation's summary, its older messages are what the summary stands for:
+a message is *covered* when it belongs to a COMPLETED job (the messages
+compaction reads) and a summary of the same session key and agent ends at or
+after it (`end_time` ≥ its `created_at`). `prune_messages` deletes the covered
+messages older than a cutoff, and never the others unless told to
+(`include_uncompacted`) — even then never those of a job still PENDING or
+RUNNING. Batched by key range like every bulk change (db.batches).
+"""
+
+from __future__ import annotations
+
+from peewee import SQL, fn
+
+from nitejarctl.db.batches import Bulk
+from nitejarctl.db.changed_rows import Change
+from nitejarctl.models import Job, Message, SessionSummary, WorkItem
+
+MESSAGE_COLUMNS = ("id", "job_id", "role", "created_at")
+LIVE_JOBS = ("PENDING", "RUNNING")
+TABLES = ("messages", "jobs", "work_items", "session_summaries")
+
+
+def _covered():
+    summary = ((SessionSummary.session_key == WorkItem.session_key) & (SessionSummary.agent_id == Job.agent_id)
+               & (SessionSummary.end_time >= Message.created_at))
+    return fn.EXISTS(Job.select(SQL("1"))
+                     .join(WorkItem, on=(WorkItem.id == Job.work_item_id))
+                     .join(SessionSummary, on=summary)
+                     .where((Job.id == Message.job_id) & (Job.status == "COMPLETED")))
+
+
+def _not_live():
+    return ~fn.EXISTS(Job.select(SQL("1")).where((Job.id == Message.job_id) & Job.status.in_(LIVE_JOBS)))
+
+
+def prunable(cutoff: int, *, include_uncompacted: bool = False):
+    """The messages older than `cutoff` that a prune deletes."""
+    old = Message.created_at < cutoff
+    return old & (_not_live() if include_uncompacted else _covered())
+
+
+def count_prunable(db, cutoff: int, *, include_uncompacted: bool = False) -> int:
+    for table in TABLES:
+        db.require_table(table)
+    return Message.select().where(prunable(cutoff, include_uncompacted=include_uncompacted)).count()
+
+
+def prune_messages(db, cutoff: int, bulk: Bulk, *, include_uncompacted: bool = False) -> int:
+    """Delete the messages `prunable` selects; the sink gets MESSAGE_COLUMNS of each."""
+    for table in TABLES:
+        db.require_table(table)
+    where = prunable(cutoff, include_uncompacted=include_uncompacted)
+    return bulk.apply(db, Change(Message, where, columns=[Message.id, Message.job_id, Message.role,
+                                                          Message.created_at]))
