@@ -130,7 +130,8 @@ def _stopped(settings, spool, columns, words: Words, done: int, total, exc, disp
     """The change stopped: print what committed and say so; raise Interrupted
     for a signal (the caller re-raises anything else)."""
     try:
-        _show(settings, spool, columns, done, dry_run=False, display=display)
+        if done:  # nothing changed: nothing on stdout (an error before the first batch)
+            _show(settings, spool, columns, done, dry_run=False, display=display)
     except Exception:  # stdout is gone: the line on stderr still tells
         pass
     if callable(total):

@@ -67,8 +67,10 @@ def doctor(settings, stale, idle):
     if report["orphans"]:
         # nitejar itself leaves them (it writes without enforcing the keys): worth
         # a repair, not an alarm.
+        from nitejarctl.output.words import plural
+
         total = sum(report["orphans"].values())
-        notices.append(f"{total:,} dangling references in {len(report['orphans'])} foreign keys "
+        notices.append(f"{plural(total, 'dangling reference')} in {plural(len(report['orphans']), 'foreign key')} "
                        "(rows whose parent is gone): see 'nitejarctl repair orphans --dry-run'")
     report["notices"] = notices
     report["problems"] = problems
@@ -101,7 +103,7 @@ def _lines(r: dict) -> list[str]:
     if "idle_conversations" in r:
         lines.append(f"idle          {r['idle_conversations']:,} conversations not compacted")
     for key, n in r["orphans"].items():
-        lines.append(f"orphans       {key:<40} {n:>12,}")
+        lines.append(f"orphans       {key:<48} {n:>12,}")
     lines += [f"notice        {n}" for n in r["notices"]]
     lines += [f"PROBLEM       {p}" for p in r["problems"]]
     lines.append("ok" if r["ok"] else f"{len(r['problems'])} problem(s) found")

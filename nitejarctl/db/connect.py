@@ -51,11 +51,15 @@ def _open_sqlite(target: Target, *, create: bool, readonly: bool, busy_timeout: 
         database = f"file:{quote(os.path.abspath(path))}?mode={mode}"
         uri = True
     try:
-        return _connect_sqlite(database, uri, path, busy_timeout)
+        db = _connect_sqlite(database, uri, path, busy_timeout)
     except _CannotWrite as exc:
         if create or target.is_memory or not os.access(path, os.R_OK):
             raise OperationalProblem(f"cannot open SQLite database {path}: {exc}") from None
         return _open_read_only(path, busy_timeout)
+    if not target.is_memory and not readonly and not os.access(path, os.W_OK):
+        # SQLite opened it read-only by itself: a write says why at once, not at its lock file.
+        db.read_only_reason = f"this user cannot write {path}"
+    return db
 
 
 class _CannotWrite(Exception):

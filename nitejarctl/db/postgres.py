@@ -145,9 +145,9 @@ class Postgres(Database, pw.PostgresqlDatabase):
                 for child, cols, parent, parents, action, name in rows]
 
     def listed_rows(self, name: str, source, condition):
-        """The keys of the rows of `source` (a table) in `condition` (its primary key, else its
-        ctid), numbered in key order in temporary table `name`
-        (db.foreign_keys.Listed): a batch is a range of those numbers."""
+        """The keys of the rows of `source` (a table) in `condition` — its
+        primary key, else its ctid —, numbered in key order in temporary table
+        `name` (db.foreign_keys.Listed): a batch is a range of those numbers."""
         import peewee as pw
 
         from nitejarctl.db import foreign_keys as fks

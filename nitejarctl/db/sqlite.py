@@ -96,6 +96,11 @@ class Sqlite(Database, pw.SqliteDatabase):
     def byte_length(self, column):
         return fn.LENGTH(column)
 
+    def numeric(self, column):
+        """SQLite keeps what it is given: nitejar's databases may hold text in
+        an integer column."""
+        return fn.typeof(column).in_(("integer", "real"))
+
     def unindexed(self, column):
         """`column` as the planner may not use an index for (unary +):
         without statistics SQLite may pick a far wider index than the one
@@ -249,9 +254,9 @@ class Sqlite(Database, pw.SqliteDatabase):
 
     def listed_rows(self, name: str, source, condition):
         """The rowids of the rows of `source` (a table, db.foreign_keys.table)
-        in `condition`, listed in temporary
-        table `name` (db.foreign_keys.Listed): its INTEGER PRIMARY KEY is the
-        rowid, so that a batch of the list is a rowid range of the table."""
+        in `condition`, listed in temporary table `name` (db.foreign_keys.Listed):
+        its INTEGER PRIMARY KEY is the rowid, so that a batch of the list is a
+        rowid range of the table."""
         import peewee as pw
 
         from nitejarctl.db import foreign_keys as fks

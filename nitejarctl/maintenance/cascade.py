@@ -239,7 +239,9 @@ class Cascade:
     def refuse_blocked(self, effect: Effect, what: str) -> None:
         """One line naming the references that keep `what` from being deleted."""
         if effect.blocked:
-            keys = ", ".join(f"{name} ({n:,} rows)" for name, n in sorted(effect.blocked.items()))
+            from nitejarctl.output.words import plural
+
+            keys = ", ".join(f"{name} ({plural(n, 'row')})" for name, n in sorted(effect.blocked.items()))
             raise OperationalProblem(
                 f"cannot delete {what}: rows that stay would be left referring to deleted ones through "
                 f"foreign keys without ON DELETE CASCADE or SET NULL (or NOT NULL keys): {keys}")

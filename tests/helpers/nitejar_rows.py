@@ -54,6 +54,21 @@ def _value(table: str, name: str, kind: str):
     return f"{table}:{name}"
 
 
+def row(schema: Schema, table: str, **values) -> dict:
+    """A row of `table`: `values`, and every other NOT NULL column filled in
+    as referencing_rows fills them."""
+    filled = {}
+    for name, kind, notnull, _default, pk in schema.columns(table):
+        if name in values:
+            filled[name] = values[name]
+        elif notnull or pk:
+            filled[name] = _value(table, name, kind)
+    unknown = set(values) - set(filled)
+    if unknown:
+        raise KeyError(f"{table} has no {sorted(unknown)}")
+    return filled
+
+
 def referencing_rows(parent: str, parent_id: str, *, schema: Schema | None = None) -> list[tuple[str, dict]]:
     """[(table, row)] as the module says, parents first (the `parent` row itself not included)."""
     schema = schema or Schema()
@@ -98,3 +113,117 @@ def referencing_rows(parent: str, parent_id: str, *, schema: Schema | None = Non
                 if order.index(target) < order.index(table):
                     rows[table][name] = rows[target][column]
     return [(t, rows[t]) for t in order]
+
+
+# ------------------------------------------------------------- what is there
+
+
+def connect(url: str):
+    """A DB-API connection and its placeholder."""
+    if url.startswith("postgresql://"):
+        import psycopg2
+
+        conn = psycopg2.connect(url)
+        conn.autocommit = True
+        return conn, "%s"
+    return sqlite3.connect(url), "?"
+
+
+def insert(url: str, rows, *, enforce: bool = True) -> None:
+    """Insert [(table, row)] in one transaction; `enforce=False` writes as
+    nitejar does (SQLite: foreign keys off, its default; PostgreSQL: the
+    replication role, under which the server checks no key)."""
+    conn, mark = connect(url)
+    try:
+        cur = conn.cursor()
+        if url.startswith("postgresql://"):
+            cur.execute("BEGIN")
+            if not enforce:
+                cur.execute("SET LOCAL session_replication_role = replica")
+        for table, row in rows:
+            names = ", ".join(f'"{k}"' for k in row)
+            cur.execute(f'INSERT INTO "{table}" ({names}) VALUES ({", ".join(mark for _ in row)})',
+                        list(row.values()))
+        conn.commit() if not url.startswith("postgresql://") else cur.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def execute(url: str, *statements: str) -> None:
+    conn, _ = connect(url)
+    try:
+        for statement in statements:
+            conn.cursor().execute(statement)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def census(url: str, schema: Schema | None = None) -> dict:
+    """{table: {row's primary key: {column: value}}} of every table of
+    nitejar's schema, for its foreign key columns (and sprite sessions' status)."""
+    schema = schema or Schema()
+    conn, _ = connect(url)
+    try:
+        cur = conn.cursor()
+        result = {}
+        for table in schema.tables():
+            columns = schema.columns(table)
+            key = [c[0] for c in sorted((c for c in columns if c[4]), key=lambda c: c[4])]
+            key = key or [c[0] for c in columns]
+            watched = list(schema.keys(table)) + (["status"] if table == "sprite_sessions" else [])
+            names = ", ".join(f'"{c}"' for c in key + watched)
+            cur.execute(f'SELECT {names} FROM "{table}"')
+            result[table] = {tuple(row[:len(key)]): dict(zip(watched, row[len(key):])) for row in cur.fetchall()}
+        return result
+    finally:
+        conn.close()
+
+
+def diff(before: dict, after: dict) -> dict:
+    """What changed from `before` to `after` (census): {"deletes": {table:
+    rows gone}, "nulls": {"table.column": values set to NULL in rows that
+    stayed}, "closes": {"sprite_sessions": sessions closed}, "inserts":
+    {table: rows added}, "other": {"table.column": other values changed}}."""
+    result = {"deletes": {}, "nulls": {}, "closes": {}, "inserts": {}, "other": {}}
+    for table, rows in before.items():
+        now = after[table]
+        gone = len(rows.keys() - now.keys())
+        if gone:
+            result["deletes"][table] = gone
+        added = len(now.keys() - rows.keys())
+        if added:
+            result["inserts"][table] = added
+        for key in rows.keys() & now.keys():
+            for column, value in rows[key].items():
+                new = now[key][column]
+                if new == value:
+                    continue
+                if table == "sprite_sessions" and column == "status" and new == "closed":
+                    where, name = result["closes"], "sprite_sessions"
+                elif new is None:
+                    where, name = result["nulls"], f"{table}.{column}"
+                else:
+                    where, name = result["other"], f"{table}.{column}"
+                where[name] = where.get(name, 0) + 1
+    return result
+
+
+def dangling(url: str, schema: Schema | None = None) -> dict:
+    """{"table.column": rows whose key points nowhere}, by an anti-join over
+    every key the fixture's schema declares."""
+    schema = schema or Schema()
+    conn, _ = connect(url)
+    try:
+        cur = conn.cursor()
+        found = {}
+        for table in schema.tables():
+            for column, (parent, key) in schema.keys(table).items():
+                cur.execute(f'SELECT count(*) FROM "{table}" AS c WHERE c."{column}" IS NOT NULL AND NOT EXISTS '
+                            f'(SELECT 1 FROM "{parent}" AS p WHERE p."{key}" = c."{column}")')
+                n = cur.fetchone()[0]
+                if n:
+                    found[f"{table}.{column}"] = n
+        return found
+    finally:
+        conn.close()
