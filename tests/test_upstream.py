@@ -207,9 +207,9 @@ NOT_HERE = {
     ("migrate",): "refuses on a nitejar-managed database (tests/test_migrate.py)",
     ("completion",): "prints a script; candidates are tested in tests/test_completion.py",
     ("agents", "create"): "agents are nitejar's to manage", ("agents", "update"): "agents are nitejar's",
-    **{("integrations", c): "plugin instances: tests/test_nitejar_databases.py"
+    **{("integrations", c): "plugin instances: tests/test_plugin_instances.py"
        for c in ("update", "enable", "disable")},
-    **{("agents", c): "plugin instances: tests/test_nitejar_databases.py" for c in ("link", "unlink")},
+    **{("agents", c): "plugin instances: tests/test_plugin_instances.py" for c in ("link", "unlink")},
 }
 
 

@@ -139,7 +139,12 @@ def _stopped(settings, spool, columns, words: Words, done: int, total, exc, disp
             total = total()
         except Exception:  # the database is what failed
             total = None
-    line = words.interrupted(done, total)
+    _account(words.interrupted(done, total), exc, done)
+
+
+def _account(line: str, exc: BaseException, done: int) -> None:
+    """What a stopped change says: Interrupted (its exit code) for a signal,
+    else the line on stderr when something committed (the caller re-raises)."""
     if isinstance(exc, KeyboardInterrupt):
         raise Interrupted(line, EXIT_INTERRUPTED) from None
     if isinstance(exc, Terminated):
@@ -283,10 +288,4 @@ def _cascade_stopped(settings, report: CascadeReport, plan, done: int, exc) -> N
         emit_cascade(settings, report, plan.effect())
     except Exception:  # stdout is gone: the line on stderr still tells
         pass
-    line = Words("delete", "deleted", "row").interrupted(done, plan.total)
-    if isinstance(exc, KeyboardInterrupt):
-        raise Interrupted(line, EXIT_INTERRUPTED) from None
-    if isinstance(exc, Terminated):
-        raise Interrupted(line, EXIT_TERMINATED) from None
-    if done:
-        say(line)
+    _account(Words("delete", "deleted", "row").interrupted(done, plan.total), exc, done)
