@@ -210,6 +210,7 @@ NOT_HERE = {
     **{("integrations", c): "plugin instances: tests/test_plugin_instances.py"
        for c in ("update", "enable", "disable")},
     **{("agents", c): "plugin instances: tests/test_plugin_instances.py" for c in ("link", "unlink")},
+    ("transfer",): "reads SQLite, writes PostgreSQL: the fixture's transfer is in tests/test_transfer.py",
 }
 
 

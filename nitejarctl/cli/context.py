@@ -145,6 +145,14 @@ class Settings:
 
         return interactive()
 
+    def progress_bars(self, unit: str = "rows"):
+        """Several progress bars at once (output.ProgressBars), on the terms of `progress`."""
+        from nitejarctl.output.progress import ProgressBars
+
+        return ProgressBars(color=self.color, delay=self.progress_delay, unit=unit,
+                            enabled=self.stderr_is_terminal() and not self.quiet,
+                            force_terminal=self.stderr_terminal)
+
     def progress(self, label: str, total=None):
         """A progress bar on stderr for long work (output.ProgressBar): on a
         terminal, not with -q."""
