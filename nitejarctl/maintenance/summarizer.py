@@ -31,10 +31,15 @@ def run_summarizer(command: str, transcript: str, *, timeout: float, env: dict |
     the summary. A time limit, a non-zero exit or empty output raise
     SummarizerFailed. The command gets its own process group, killed whole on
     timeout (so a pipeline's children do not linger holding the pipes)."""
+    held = sorted(name for name, value in (env or {}).items() if "\x00" in name + value)
+    if held:
+        # No environment can carry a NUL (nitejar's session keys may hold one).
+        raise SummarizerFailed(f"cannot run the summarizer: {', '.join(held)} would hold a NUL "
+                               "character, which no environment variable can")
     try:
         proc = subprocess.Popen(["sh", "-c", command], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True, env=env)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise SummarizerFailed(f"cannot run the summarizer: {exc.strerror or exc}") from None
     try:
         out, err = proc.communicate(transcript.encode("utf-8"), timeout=timeout)
