@@ -136,7 +136,7 @@ def test_a_notice_past_a_quarter_reclaimable(sqlite_url):
     (notice,) = report["notices"]
     assert notice.startswith(f"{share:.0%} of the file (") and "'nitejarctl vacuum' gives them back" in notice
     assert "vacuum --into PATH" in notice
-    assert f"NOTICE        {notice}\n" in Run(sqlite_url)("doctor", "-o", "tsv").stdout
+    assert f"notice        {notice}\n" in Run(sqlite_url)("doctor", "-o", "tsv").stdout
 
 
 # ------------------------------------------------------------- prometheus
@@ -191,6 +191,7 @@ def test_prometheus_problems_and_odd_table_names(sqlite_url):
     odd = 'we"ird\\name\nwith newline'
     conn.execute('CREATE TABLE "we""ird\\name\nwith newline" (x)')
     conn.execute('DROP INDEX "idx_sprite_sessions_status"')
+    conn.execute("INSERT INTO messages (id, job_id, role) VALUES ('m-1', 'gone', 'user')")  # keys not enforced
     conn.commit()
     conn.close()
     result = Run(sqlite_url)("doctor", "-o", "prometheus")
@@ -199,6 +200,7 @@ def test_prometheus_problems_and_odd_table_names(sqlite_url):
     assert samples(found["nitejar_db_ok"]) == {(): 0} and samples(found["nitejar_db_problems"]) == {(): 1}
     assert samples(found["nitejar_db_up"]) == {(): 1}
     assert (("table", odd),) in samples(found["nitejar_db_table_bytes"])
+    assert samples(found["nitejar_db_orphans"]) == {(("key", "messages.job_id"),): 1}
 
 
 def test_prometheus_when_the_database_is_unreachable(tmp_path):

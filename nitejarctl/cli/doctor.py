@@ -19,10 +19,12 @@ def doctor(settings, stale, idle):
     """Check the database: connection, schema drift, migrations, counts, size.
 
     Exits 1 when something is wrong (unreachable, failed integrity check,
-    missing tables, columns or indexes, pending migrations). Reports the
-    file's, the WAL's and the reclaimable bytes (SQLite's free pages) and
-    the largest tables by bytes, with a notice when more than a quarter of
-    the file is reclaimable.
+    missing tables, columns or indexes, pending migrations). Dangling
+    references (rows whose parent is gone, per foreign key: "orphans") are
+    reported with a notice, not as a problem: nitejar itself leaves them.
+    Reports the file's, the WAL's and the reclaimable bytes (SQLite's free
+    pages) and the largest tables by bytes, with a notice when more than a
+    quarter of the file is reclaimable.
 
     -o json for monitoring scripts; -o prometheus for Prometheus' text
     format (node_exporter's textfile collector): nitejar_db_up is 0 when the
@@ -81,8 +83,18 @@ def examine(settings, *, stale: int, idle: int) -> dict:
         problems.append("pending migrations: " + ", ".join(report["pending_migrations"]))
     report["counts"] = health.row_counts(db)
     report.update(health.counts_of_work(db, stale=stale, idle=idle, now=now()))
+    report["orphans"] = health.orphans(db)
+    notices = []
+    if report["orphans"]:
+        # nitejar itself leaves them (it writes without enforcing the keys): worth
+        # a repair, not an alarm.
+        from nitejarctl.output.words import plural
+
+        total = sum(report["orphans"].values())
+        notices.append(f"{plural(total, 'dangling reference')} in {plural(len(report['orphans']), 'foreign key')} "
+                       "(rows whose parent is gone): see 'nitejarctl repair orphans --dry-run'")
     report.update(health.size_report(db))
-    report["notices"] = _notices(report["size"])
+    report["notices"] = notices + _notices(report["size"])
     report["problems"] = problems
     report["ok"] = not problems
     return report
@@ -133,7 +145,9 @@ def _lines(r: dict) -> list[str]:
         lines.append(f"stale         {r['stale_sessions']:,} active sprite sessions")
     if "idle_conversations" in r:
         lines.append(f"idle          {r['idle_conversations']:,} conversations not compacted")
-    lines += [f"NOTICE        {n}" for n in r["notices"]]
+    for key, n in r["orphans"].items():
+        lines.append(f"orphans       {key:<48} {n:>12,}")
+    lines += [f"notice        {n}" for n in r["notices"]]
     lines += [f"PROBLEM       {p}" for p in r["problems"]]
     lines.append("ok" if r["ok"] else f"{len(r['problems'])} problem(s) found")
     return lines

@@ -67,12 +67,13 @@ def metrics(report: dict, *, stale: int, idle: int) -> list:
         Metric("nitejar_db_wal_bytes", "Bytes of the SQLite write-ahead log (-wal file)."),
         Metric("nitejar_db_reclaimable_bytes", "Bytes of SQLite free pages, which VACUUM gives back."),
         Metric("nitejar_db_table_bytes", "Bytes of each table with its indexes."),
+        Metric("nitejar_db_orphans", "Dangling references (rows whose parent is gone) per foreign key."),
     ]
     by_name = {m.name: m for m in families}
     for table, n in report["counts"].items():
         by_name["nitejar_db_rows"].add(n, table=table)
     for status, n in report.get("sessions_by_status", {}).items():
-        by_name["nitejar_sprite_sessions"].add(n, status=status)
+        by_name["nitejar_sprite_sessions"].add(n, status="" if status is None else status)
     if "stale_sessions" in report:
         by_name["nitejar_sprite_sessions_stale"].add(report["stale_sessions"])
     if "idle_conversations" in report:
@@ -82,4 +83,6 @@ def metrics(report: dict, *, stale: int, idle: int) -> list:
             by_name[name].add(size[key])
     for table, n in (report["table_bytes"] or {}).items():
         by_name["nitejar_db_table_bytes"].add(n, table=table)
+    for key, n in report.get("orphans", {}).items():
+        by_name["nitejar_db_orphans"].add(n, key=key)
     return families

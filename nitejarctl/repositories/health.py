@@ -33,6 +33,14 @@ def drift_report(db, managed: bool) -> schema.Drift:
     return schema.drift(db, managed=managed, internal_tables=(migrations.MIGRATIONS_TABLE,))
 
 
+def orphans(db) -> dict[str, int]:
+    """{"jobs.agent_id": rows} of the foreign keys with values no parent row has
+    (nitejar writes SQLite without enforcing its keys), by key name."""
+    found: dict[str, int] = {}
+    for fk, n in db.dangling_references().items():
+        found[fk.name] = found.get(fk.name, 0) + n
+    return dict(sorted(found.items()))
+
 
 LARGEST_TABLES = 10
 
