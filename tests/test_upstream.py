@@ -213,6 +213,7 @@ NOT_HERE = {
     ("transfer",): "reads SQLite, writes PostgreSQL: the fixture's transfer is in tests/test_transfer.py",
     ("backup",): "writes a file: the fixture's backup and restore are in tests/test_backup.py",
     ("restore",): "replaces the whole database: the fixture's restore is in tests/test_backup.py",
+    ("work-items", "prune"): "a cascade over nitejar's keys: the fixture's prune is in tests/test_cascades.py",
 }
 # The messages that compaction's summaries cover, once it has run (a job's messages; not its failed sub-job's).
 PRUNED = "".join(f"msg-{n}-{i}\n" for n in (0, 2) for i in range(5))

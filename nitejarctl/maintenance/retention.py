@@ -8,6 +8,12 @@ after it (`end_time` ≥ its `created_at`). `prune_messages` deletes the covered
 messages older than a cutoff, and never the others unless told to
 (`include_uncompacted`) — even then never those of a job still PENDING or
 RUNNING. Batched by key range like every bulk change (db.batches).
+
+Work items: `finished_work_items` selects, as the root of a foreign-key
+cascade (maintenance.cascade), the work items of some finished statuses last
+updated before a cutoff whose jobs have all finished; the cascade deletes
+with them their jobs, messages, idempotency keys and whatever else the
+database's keys tie to them, and previews exactly that.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from nitejarctl.models import Job, Message, SessionSummary, WorkItem
 
 MESSAGE_COLUMNS = ("id", "job_id", "role", "created_at")
 LIVE_JOBS = ("PENDING", "RUNNING")
+FINISHED_JOBS = ("COMPLETED", "FAILED", "CANCELLED")
+NEW_WORK_ITEM = "NEW"  # not yet taken up: never "finished"
 TABLES = ("messages", "jobs", "work_items", "session_summaries")
 
 
@@ -55,3 +63,22 @@ def prune_messages(db, cutoff: int, bulk: Bulk, *, include_uncompacted: bool = F
     where = prunable(cutoff, include_uncompacted=include_uncompacted)
     return bulk.apply(db, Change(Message, where, columns=[Message.id, Message.job_id, Message.role,
                                                           Message.created_at]))
+
+
+def finished_work_items(db, statuses, cutoff: int):
+    """The cascade root (a condition on `t`, an instance of work_items): a
+    status among `statuses`, updated_at before `cutoff`, and no job that is
+    not COMPLETED, FAILED or CANCELLED (a NULL or unknown status counts as
+    unfinished)."""
+    from nitejarctl.db import foreign_keys as fks
+
+    for table in ("work_items", "jobs"):
+        db.require_table(table)
+
+    def where(t):
+        jobs = fks.table(db, "jobs")
+        unfinished = jobs.select(SQL("1")).where(
+            (jobs.c.work_item_id == t.c.id) & (jobs.c.status.is_null() | jobs.c.status.not_in(FINISHED_JOBS)))
+        return t.c.status.in_(list(statuses)) & (t.c.updated_at < cutoff) & ~fn.EXISTS(unfinished)
+
+    return where
