@@ -123,3 +123,20 @@ def test_cleanup_retain_prunes_what_compaction_just_covered(run, db):
     assert ids_of(db) == sorted(m["id"] for m in fresh)
     assert "pruned 2 old messages" in result.stderr
     assert "prunedMessages" not in json.loads(run("cleanup", "-o", "json").stdout)
+
+
+def test_prune_refuses_a_schema_where_rows_refer_to_messages(sqlite_url):
+    """No nitejar schema has one; where one does, the prune would change rows it never previewed."""
+    import sqlite3
+
+    from tests.conftest import Run
+
+    conn = sqlite3.connect(sqlite_url)
+    conn.execute('CREATE TABLE "attachments" (id text primary key, message_id text references messages (id) '
+                 "on delete cascade)")
+    conn.commit()
+    conn.close()
+    result = Run(sqlite_url)("messages", "prune", "--older-than", "1d", "--yes")
+    assert (result.exit_code, result.stderr) == (
+        1, "Error: attachments.message_id refer(s) to messages: deleting messages would change those rows too, "
+           "which this prune does not preview; nothing was deleted\n")

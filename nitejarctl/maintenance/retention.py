@@ -22,6 +22,7 @@ from peewee import SQL, fn
 
 from nitejarctl.db.batches import Bulk
 from nitejarctl.db.changed_rows import Change
+from nitejarctl.errors import SchemaProblem
 from nitejarctl.models import Job, Message, SessionSummary, WorkItem
 
 MESSAGE_COLUMNS = ("id", "job_id", "role", "created_at")
@@ -60,6 +61,12 @@ def prune_messages(db, cutoff: int, bulk: Bulk, *, include_uncompacted: bool = F
     """Delete the messages `prunable` selects; the sink gets MESSAGE_COLUMNS of each."""
     for table in TABLES:
         db.require_table(table)
+    referring = sorted(fk.name for fk in db.foreign_keys() if fk.parent == "messages" and db.has_table(fk.child))
+    if referring:
+        # Nothing in nitejar's schemas refers to a message; a schema that does would
+        # have rows deleted or refused with them that no preview of messages names.
+        raise SchemaProblem(f"{', '.join(referring)} refer(s) to messages: deleting messages would change "
+                            "those rows too, which this prune does not preview; nothing was deleted")
     where = prunable(cutoff, include_uncompacted=include_uncompacted)
     return bulk.apply(db, Change(Message, where, columns=[Message.id, Message.job_id, Message.role,
                                                           Message.created_at]))
