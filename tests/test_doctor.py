@@ -85,8 +85,9 @@ def test_table_output_lists_problems(run, db):
     db.execute_sql('DROP INDEX "idx_messages_job"')
     result = run("doctor", "-o", "table", "--no-color")
     assert result.exit_code == 1
-    assert "PROBLEM       missing index idx_messages_job" in result.stdout
-    assert result.stdout.rstrip().endswith("1 problem(s) found")
+    assert "PROBLEM       missing index idx_messages_job — run 'nitejarctl migrate'\n" in result.stdout
+    assert result.stdout.rstrip().endswith("\n1 problem found")
+    assert "\x1b[" not in result.stdout
 
 
 def test_missing_file(tmp_path):
@@ -134,9 +135,13 @@ def test_a_notice_past_a_quarter_reclaimable(sqlite_url):
     share = report["size"]["reclaimable_bytes"] / report["size"]["bytes"]
     assert share > 0.25
     (notice,) = report["notices"]
-    assert notice.startswith(f"{share:.0%} of the file (") and "'nitejarctl vacuum' gives them back" in notice
-    assert "vacuum --into PATH" in notice
-    assert f"notice        {notice}\n" in Run(sqlite_url)("doctor", "-o", "tsv").stdout
+    assert notice.startswith(f"{share:.0%} of the file (") and notice.endswith(") is free pages")
+    (found,) = report["findings"]
+    assert found["code"] == "reclaimable" and found["message"] == notice
+    assert "'nitejarctl vacuum' gives them back" in found["remedy"] and "vacuum --into PATH" in found["remedy"]
+    assert f"notice        {notice} — {found['remedy']}\n" in Run(sqlite_url)("doctor", "-o", "table",
+                                                                               env={"COLUMNS": "400"}).stdout
+    assert f"notice\treclaimable\t{notice}\t{found['remedy']}\n" in Run(sqlite_url)("doctor", "-o", "tsv").stdout
 
 
 # ------------------------------------------------------------- prometheus
@@ -218,3 +223,119 @@ def test_prometheus_is_for_doctor_alone(run, db):
         result = run(*args, "-o", "prometheus")
         assert (result.exit_code, result.stderr) == (2, "Error: -o prometheus is only for doctor\n"), args
     assert run("sessions", "list", "-o", "ids").stdout == before
+
+
+# ------------------------------------------------------- remedies and formats
+
+
+@freeze_time("2026-09-21 14:13:20")  # NOW
+def test_every_finding_carries_its_remedy(run, db):
+    a = f.agent("ops")
+    for _ in range(3):
+        f.sprite_session(a["id"], last_active_at=NOW - 7200)
+    f.conversation("k1", a["id"], [("user", "hi"), ("assistant", "yo")], start=NOW - 7200)
+    db.execute_sql('DROP INDEX "idx_messages_job"')
+    result = run("doctor", "-o", "json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["findings"] == [
+        {"level": "problem", "code": "missing_index", "message": "missing index idx_messages_job",
+         "remedy": "run 'nitejarctl migrate'"},
+        {"level": "notice", "code": "stale_sessions",
+         "message": "3 stale sprite sessions (active, last active over 1h ago)",
+         "remedy": "'nitejarctl sessions close --stale 1h' or 'nitejarctl cleanup'"},
+        {"level": "notice", "code": "idle_conversations", "message": "1 idle conversation not compacted "
+         "(idle over 30m)", "remedy": "'nitejarctl compaction run --idle 30m' or 'nitejarctl cleanup'"}]
+    assert report["problems"] == ["missing index idx_messages_job"]
+    assert report["notices"] == [x["message"] for x in report["findings"][1:]]
+    text = run("doctor", "-o", "table", env={"COLUMNS": "200"}).stdout
+    assert ("notice        3 stale sprite sessions (active, last active over 1h ago) — "
+            "'nitejarctl sessions close --stale 1h' or 'nitejarctl cleanup'\n") in text
+    # The remedy follows the thresholds doctor was given.
+    loose = json.loads(run("doctor", "--stale", "90m", "--idle", "2h", "-o", "json").stdout)
+    assert [x["remedy"] for x in loose["findings"][1:]] == [
+        "'nitejarctl sessions close --stale 1h30m' or 'nitejarctl cleanup --stale 1h30m'"]
+    # Once the remedies are applied, nothing is left to say.
+    assert run("migrate").exit_code == 0
+    assert run("cleanup").exit_code == 0
+    healthy = json.loads(run("doctor", "-o", "json").stdout)
+    assert (healthy["findings"], healthy["ok"]) == ([], True)
+
+
+def test_a_nitejar_managed_database_is_not_sent_to_migrate(upstream_url):
+    conn = sqlite3.connect(upstream_url)
+    conn.execute('DROP INDEX "idx_sprite_sessions_status"')
+    conn.commit()
+    conn.close()
+    result = Run(upstream_url)("doctor", "-o", "json")
+    assert result.exit_code == 1
+    (problem,) = json.loads(result.stdout)["findings"]
+    assert problem["code"] == "missing_index" and "nitejar's migrator" in problem["remedy"]
+    assert "nitejarctl migrate" not in problem["remedy"]
+
+
+def test_machine_formats(run, db, backend):
+    import csv
+    import io
+
+    db.execute_sql('DROP INDEX "idx_messages_job"')
+    f.agent("ops")
+    report = json.loads(run("doctor", "-o", "json").stdout)
+    tsv = run("doctor", "-o", "tsv")
+    assert tsv.exit_code == 1 and tsv.stderr == ""
+    lines = tsv.stdout.splitlines()
+    assert lines[0] == "kind\tname\tvalue\tremedy"
+    rows = [line.split("\t") for line in lines[1:]]
+    assert all(len(r) == 4 for r in rows)
+    by = {(r[0], r[1]): r for r in rows}
+    assert by[("database", "url")][2] == report["database"]
+    assert by[("backend", backend)][2] == report["server_version"]
+    assert {r[1]: int(r[2]) for r in rows if r[0] == "rows"} == report["counts"]
+    assert by[("rows", "agents")][2] == "1"
+    assert by[("problem", "missing_index")] == ["problem", "missing_index", "missing index idx_messages_job",
+                                                "run 'nitejarctl migrate'"]
+    assert rows[-1] == ["ok", "problems", "1", ""]
+    assert int(by[("size", "bytes")][2]) == report["size"]["bytes"]
+    parsed = list(csv.DictReader(io.StringIO(run("doctor", "-o", "csv").stdout)))
+    assert [[r["kind"], r["name"], r["value"], r["remedy"]] for r in parsed] == rows
+    jsonl = [json.loads(line) for line in run("doctor", "-o", "jsonl").stdout.splitlines()]
+    assert [list(r) for r in jsonl] == [["kind", "name", "value", "remedy"]] * len(rows)
+    assert {r["name"]: r["value"] for r in jsonl if r["kind"] == "rows"} == report["counts"]
+    assert {"kind": "ok", "name": "problems", "value": 1, "remedy": None} == jsonl[-1]
+    for fmt in ("tsv", "csv", "jsonl"):  # no text meant for a person in a machine format
+        assert "PROBLEM" not in run("doctor", "-o", fmt).stdout
+
+
+def _on_a_terminal(url, *args, env=None):
+    """doctor's stdout through a pseudo-terminal, as an operator sees it."""
+    import os
+    import shlex
+    import shutil
+    import subprocess
+
+    import pytest
+
+    from tests.test_reliability import nitejarctl
+
+    if shutil.which("script") is None:
+        pytest.skip("script(1) is not installed")
+    command = shlex.join([*nitejarctl(), "-d", url, "doctor", *args])
+    base = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    return subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True, text=True, timeout=120,
+                          env={**base, "COLUMNS": "200", "TERM": "xterm-256color", **(env or {})})
+
+
+def test_problems_stand_out_in_colour_on_a_terminal(run, db, db_url):
+    db.execute_sql('DROP INDEX "idx_messages_job"')
+    db.close()
+    shown = _on_a_terminal(db_url)
+    assert shown.returncode == 1, shown.stdout
+    red = "\x1b[1;31m"
+    assert f"{red}PROBLEM\x1b[0m" in shown.stdout
+    assert f"{red}missing index idx_messages_job\x1b[0m — run 'nitejarctl migrate'" in shown.stdout
+    assert f"{red}1 problem found\x1b[0m" in shown.stdout
+    # No colour with NO_COLOR or --no-color, nor in a pipe (even asked for the table).
+    for plain in (_on_a_terminal(db_url, env={"NO_COLOR": "1"}), _on_a_terminal(db_url, "--no-color")):
+        assert "\x1b[" not in plain.stdout and "PROBLEM       missing index idx_messages_job" in plain.stdout
+    piped = run("doctor", "-o", "table")
+    assert "\x1b[" not in piped.stdout and "PROBLEM       missing index" in piped.stdout

@@ -43,7 +43,12 @@ def doctor(settings, stale, idle):
         emit_metrics(settings, lambda: examine(settings, stale=stale, idle=idle), stale=stale, idle=idle)
         return
     report = examine(settings, stale=stale, idle=idle)
-    settings.emit_report(report, lines=_lines(report))
+    if settings.fmt in ("tsv", "csv", "jsonl", "ids"):
+        from nitejarctl.cli import doctor_findings as findings
+
+        settings.emit(findings.rows(report), list(findings.COLUMNS), id_field="name")
+    else:
+        settings.emit_report(report, lines=_lines(report))
     if report["problems"]:
         raise CheckFailed("")
 
@@ -51,6 +56,7 @@ def doctor(settings, stale, idle):
 def examine(settings, *, stale: int, idle: int) -> dict:
     """Everything doctor reports, as one dict (its JSON)."""
     from nitejarctl import migrations
+    from nitejarctl.cli import doctor_findings as findings
     from nitejarctl.db import now
     from nitejarctl.repositories import health
 
@@ -58,12 +64,9 @@ def examine(settings, *, stale: int, idle: int) -> dict:
     db = settings.database()
     report = {"database": target.display, "source": settings.url_source}
     report.update(health.server_info(db))
-    problems = []
     file_info = db.file_info()
     if file_info is not None:
         report["sqlite"] = file_info
-        if file_info["integrity"] != "ok":
-            problems.append(f"integrity check failed: {file_info['integrity']}")
     st = migrations.status(db)
     report["nitejar_managed"] = st.managed
     report["nitejar_migrations"] = st.nitejar_migrations
@@ -76,46 +79,22 @@ def examine(settings, *, stale: int, idle: int) -> dict:
         "extra_tables": len(drift.extra_tables),
         "extra_columns": [f"{t}.{c}" for t, c in drift.extra_columns],
     }
-    problems += [f"missing table {t}" for t in drift.missing_tables]
-    problems += [f"missing column {t}.{c}" for t, c in drift.missing_columns]
-    problems += [f"missing index {i}" for _, i in drift.missing_indexes]
-    if report["pending_migrations"]:
-        problems.append("pending migrations: " + ", ".join(report["pending_migrations"]))
     report["counts"] = health.row_counts(db)
     report.update(health.counts_of_work(db, stale=stale, idle=idle, now=now()))
     report["orphans"] = health.orphans(db)
-    notices = []
-    if report["orphans"]:
-        # nitejar itself leaves them (it writes without enforcing the keys): worth
-        # a repair, not an alarm.
-        from nitejarctl.output.words import plural
-
-        total = sum(report["orphans"].values())
-        notices.append(f"{plural(total, 'dangling reference')} in {plural(len(report['orphans']), 'foreign key')} "
-                       "(rows whose parent is gone): see 'nitejarctl repair orphans --dry-run'")
     report.update(health.size_report(db))
-    report["notices"] = notices + _notices(report["size"])
-    report["problems"] = problems
-    report["ok"] = not problems
+    found = findings.schema_problems(drift, managed=st.managed, pending=report["pending_migrations"],
+                                     integrity=None if file_info is None else file_info["integrity"])
+    found += findings.notices(report, stale=stale, idle=idle)
+    report["findings"] = found
+    report["notices"] = [f["message"] for f in found if f["level"] == "notice"]
+    report["problems"] = [f["message"] for f in found if f["level"] == "problem"]
+    report["ok"] = not report["problems"]
     return report
 
 
-RECLAIMABLE_NOTICE = 0.25  # of the file: past this, doctor suggests a VACUUM
-
-
-def _notices(storage: dict) -> list[str]:
-    from nitejarctl.maintenance.vacuum import reclaimable_share
-    from nitejarctl.output.words import size
-
-    share = reclaimable_share(storage)
-    if share is None or share <= RECLAIMABLE_NOTICE:
-        return []
-    return [f"{share:.0%} of the file ({size(storage['reclaimable_bytes'])}) is free pages: 'nitejarctl vacuum' "
-            "gives them back (it holds the write lock while it runs: stop nitejar or pick a quiet moment), "
-            "or 'nitejarctl vacuum --into PATH' writes a compact copy without the lock"]
-
-
-def _lines(r: dict) -> list[str]:
+def _lines(r: dict) -> list:
+    from nitejarctl.cli import doctor_findings as findings
     from nitejarctl.output.words import size
 
     lines = [f"database      {r['database']}  (from {r['source']})",
@@ -147,10 +126,7 @@ def _lines(r: dict) -> list[str]:
         lines.append(f"idle          {r['idle_conversations']:,} conversations not compacted")
     for key, n in r["orphans"].items():
         lines.append(f"orphans       {key:<48} {n:>12,}")
-    lines += [f"notice        {n}" for n in r["notices"]]
-    lines += [f"PROBLEM       {p}" for p in r["problems"]]
-    lines.append("ok" if r["ok"] else f"{len(r['problems'])} problem(s) found")
-    return lines
+    return lines + findings.finding_lines(r)
 
 
 LARGEST_SHOWN = 5
