@@ -123,3 +123,13 @@ def test_vacuum_on_postgresql(pg_url):
     into = run("vacuum", "--into", "/tmp/x.db")
     assert (into.exit_code, into.stderr) == (2, "Error: --into is for SQLite databases (for a copy of a "
                                                 "PostgreSQL database: nitejarctl backup PATH)\n")
+
+
+def test_vacuum_on_postgresql_shows_its_progress_table_by_table(pg_url):
+    import re
+
+    result = Run(pg_url)("vacuum", settings=Settings(stderr_terminal=True, progress_delay=0))
+    assert result.exit_code == 0, result.stderr
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", result.stderr)
+    assert "vacuuming" in plain and " 1/11 " in plain and "11/11" in plain
+    assert re.search(r"vacuumed \S+ in [0-9.]+s: [0-9.]+ \w+ before, [0-9.]+ \w+ after", plain)
