@@ -51,6 +51,35 @@ def mask_config(value, *, secret: bool = False):
     return value
 
 
+def mask_cell(column: str, value):
+    """A value of any query's result as listings show secrets: text in a
+    column whose name speaks of a secret (not a reference, `…_id`) as `***`,
+    nitejar's encrypted values as `enc:***`, and the secrets of a JSON object
+    or array held as text masked inside it (the rest of it kept)."""
+    if not isinstance(value, str) or not value:
+        return value
+    if is_secret_key(column) and not column.lower().endswith("_id"):
+        return _masked_value(value)
+    if value.startswith(ENCRYPTED):
+        return ENCRYPTED_MASK
+    if value[:1] in "{[" and (ENCRYPTED in value or any(w in value.lower() for w in _JSON_HINTS)):
+        import json
+
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return value
+        masked = mask_config(parsed)
+        if masked != parsed:
+            return json.dumps(masked, ensure_ascii=False, separators=(",", ":"))
+    return value
+
+
+# A JSON text can hold a secret only if one of these is in it (a quick test
+# before parsing every JSON cell of a large result).
+_JSON_HINTS = ("token", "secret", "password", "passphrase", "private", "api", "credential")
+
+
 def keep_stored(new, stored, what: str, path: tuple = ()):
     """`new` with every placeholder replaced by the value `stored` holds at the
     same key path (dict keys, list positions). A placeholder where nothing is
