@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import sys
 
 import click
 
@@ -40,7 +41,7 @@ def query(settings, sql, params, limit, show_secrets):
     from nitejarctl.db import read_only
 
     if sql == "-":
-        sql = click.get_text_stream("stdin").read()
+        sql = sys.stdin.read()
     statement = read_only.parse(sql)
     values = dict(params)
     read_only.bind(statement, values)  # a missing value is refused before connecting
