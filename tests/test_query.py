@@ -224,3 +224,37 @@ def test_parse_finds_parameters_outside_literals():
         read_only.parse("delete from x")
     with pytest.raises(UsageProblem):
         read_only.parse("/* never closed")
+
+
+# ------------------------------------------------------- other databases
+
+
+def test_a_database_nitejar_created(upstream_url):
+    from tests.conftest import Run
+
+    result = Run(upstream_url)("query", "SELECT count(*) AS n FROM kysely_migration", "-o", "json")
+    assert result.exit_code == 0 and json.loads(result.stdout)[0]["n"] > 0
+    refused = Run(upstream_url)("query", "DELETE FROM kysely_migration")
+    assert refused.exit_code == 1
+
+
+def test_a_missing_file_is_not_created(tmp_path):
+    from tests.conftest import Run
+
+    missing = tmp_path / "none.db"
+    result = Run(str(missing))("query", "SELECT 1")
+    assert result.exit_code == 1 and result.stderr.startswith(f"Error: database file {missing} does not exist")
+    assert not missing.exists()
+
+
+def test_a_reader_that_goes_away_ends_it_quietly(db_url):
+    import subprocess
+
+    from tests.helpers.terminal import nitejarctl
+
+    sql = ("WITH RECURSIVE s(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM s WHERE v < 200000) "
+           "SELECT v FROM s")
+    command = subprocess.run(f"{' '.join(nitejarctl())} -d '{db_url}' query '{sql}' -o jsonl | head -2",
+                             shell=True, capture_output=True, text=True, timeout=120)
+    assert command.stdout == '{"v":1}\n{"v":2}\n'
+    assert command.stderr == ""
