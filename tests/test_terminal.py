@@ -92,9 +92,26 @@ def test_aliases_are_hidden_from_the_help_and_completion():
     names = [line.split()[0] for line in commands.splitlines()]
     assert not set(ALIASES) & set(names)
     assert {"sessions", "query", "version", "help"} <= set(names)
-    completed = Run(None)(env={"_NITEJARCTL_COMPLETE": "bash_complete", "COMP_WORDS": "nitejarctl sess",
-                               "COMP_CWORD": "1"}, url=False)
-    assert "sessions" in completed.stdout and "session\n" not in completed.stdout.replace("sessions", "")
+    assert _complete("nitejarctl sess") == "plain,sessions\n"  # not session
+    assert _complete("nitejarctl wor") == "plain,work-items\n"
+
+
+def _complete(line: str) -> str:
+    import os
+    import subprocess
+
+    from tests.helpers.terminal import nitejarctl
+
+    env = {**os.environ, "_NITEJARCTL_COMPLETE": "bash_complete", "COMP_LINE": line,
+           "COMP_WORD": line.rsplit(" ", 1)[-1]}
+    return subprocess.run(nitejarctl(), env=env, capture_output=True, text=True, timeout=60).stdout
+
+
+def test_an_alias_and_help_complete_the_commands_of_the_group():
+    assert _complete("nitejarctl session cl") == "plain,close\n"
+    assert _complete("nitejarctl help ses") == "plain,sessions\n"
+    assert _complete("nitejarctl help sessions c") == "plain,close\n"
+    assert _complete("nitejarctl help doctor ").strip() == ""  # no subcommands: no candidates
 
 
 def test_an_alias_runs_the_command(run, db):

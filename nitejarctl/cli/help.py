@@ -7,8 +7,21 @@ import click
 from nitejarctl.cli.options import NitejarCommand
 
 
+def _names(ctx, param, incomplete):
+    """Completion: the commands of the group the names typed so far lead to."""
+    from click.shell_completion import CompletionItem
+
+    root = ctx.find_root()
+    command = root.command
+    for name in ctx.params.get("names") or ():
+        command = command.get_command(root, name) if isinstance(command, click.Group) else None
+    if not isinstance(command, click.Group):
+        return []
+    return [CompletionItem(name) for name in command.list_commands(root) if name.startswith(incomplete)]
+
+
 @click.command("help", cls=NitejarCommand)
-@click.argument("names", nargs=-1, metavar="[COMMAND]...")
+@click.argument("names", nargs=-1, metavar="[COMMAND]...", shell_complete=_names)
 @click.pass_context
 def help_command(ctx, names):
     """Show the help of a command (of nitejarctl itself without one).
