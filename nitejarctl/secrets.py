@@ -51,14 +51,20 @@ def mask_config(value, *, secret: bool = False):
     return value
 
 
-def mask_cell(column: str, value):
+def is_secret_column(column: str) -> bool:
+    """A result column whose text is a secret: named like one, and not a
+    reference to another row (`credential_id`)."""
+    return is_secret_key(column) and not str(column).lower().endswith("_id")
+
+
+def mask_cell(value, *, secret: bool = False):
     """A value of any query's result as listings show secrets: text in a
-    column whose name speaks of a secret (not a reference, `…_id`) as `***`,
-    nitejar's encrypted values as `enc:***`, and the secrets of a JSON object
-    or array held as text masked inside it (the rest of it kept)."""
+    `secret` column (is_secret_column) as `***`, nitejar's encrypted values
+    as `enc:***`, and the secrets of a JSON object or array held as text
+    masked inside it (the rest of it kept)."""
     if not isinstance(value, str) or not value:
         return value
-    if is_secret_key(column) and not column.lower().endswith("_id"):
+    if secret:
         return _masked_value(value)
     if value.startswith(ENCRYPTED):
         return ENCRYPTED_MASK

@@ -78,7 +78,8 @@ def _unique(names) -> list[str]:
 
 
 def _masked(names, rows):
-    from nitejarctl.secrets import mask_cell
+    from nitejarctl.secrets import is_secret_column, mask_cell
 
+    secret = [is_secret_column(name) for name in names]
     for row in rows:
-        yield tuple(mask_cell(name, value) for name, value in zip(names, row))
+        yield tuple(mask_cell(value, secret=s) for s, value in zip(secret, row))
