@@ -14,8 +14,8 @@ from nitejarctl.cli.options import NitejarCommand, limit_option, table_limit
 @click.command(cls=NitejarCommand)
 @click.argument("sql")
 @click.option("-p", "--param", "params", nargs=2, multiple=True, metavar="NAME VALUE",
-              help="The value of the parameter :NAME in the query (text; the database converts it). "
-                   "Repeatable.")
+              help="The value of :NAME in the query, bound, never pasted into the SQL (PostgreSQL "
+                   "infers its type; SQLite takes a plain number as a number). Repeatable.")
 @limit_option
 @click.option("--show-secrets", is_flag=True, help="Show secrets as stored instead of masked.")
 @pass_settings
