@@ -153,3 +153,18 @@ def test_help_of_an_unknown_command_suggests():
     beyond = Run(None)("help", "doctor", "extra")
     assert beyond.exit_code == 2
     assert beyond.stderr.startswith("Error: 'nitejarctl doctor' has no subcommands (no 'extra')")
+
+
+@pytest.mark.parametrize("args, meant, path", [
+    (["migrate", "stauts"], "status", "nitejarctl migrate"),
+    (["session", "lst"], "list", "nitejarctl session"),
+    (["memories", "prnue"], "prune", "nitejarctl memories"),
+    (["compaction", "summries"], "summaries", "nitejarctl compaction"),
+    (["hlep"], "help", "nitejarctl"),
+    (["qurey", "SELECT 1"], "query", "nitejarctl"),
+])
+def test_every_level_suggests(args, meant, path):
+    result = Run(None)(*args)
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: No such command {args[len(path.split()) - 1]!r}. Did you mean {meant!r}? "
+                             f"(see '{path} --help')\n")
