@@ -178,7 +178,7 @@ OUTPUTS = ("json", "jsonl", "csv", "tsv", "ids", "table")
 
 # Every read command, with arguments that make it find rows.
 READS = [
-    ("doctor",), ("status",), ("migrate", "status"),
+    ("doctor",), ("status",), ("migrate", "status"), ("version",),
     ("agents", "list"), ("agents", "list", "--status", "idle"), ("agents", "show", "ops"),
     ("agents", "show", "ag-dev"),
     ("sessions", "list"), ("sessions", "list", "--stale", "1h"), ("sessions", "list", "--status", "all"),
@@ -214,6 +214,8 @@ NOT_HERE = {
     ("backup",): "writes a file: the fixture's backup and restore are in tests/test_backup.py",
     ("restore",): "replaces the whole database: the fixture's restore is in tests/test_backup.py",
     ("work-items", "prune"): "a cascade over nitejar's keys: the fixture's prune is in tests/test_cascades.py",
+    ("query",): "the operator's own SQL: on the fixture in tests/test_query.py",
+    ("help",): "prints help and opens no database",
 }
 # The messages that compaction's summaries cover, once it has run (a job's messages; not its failed sub-job's).
 PRUNED = "".join(f"msg-{n}-{i}\n" for n in (0, 2) for i in range(5))
