@@ -75,9 +75,9 @@ def test_include_uncompacted_keeps_live_jobs_messages(run, db):
     assert refused.exit_code == 2
     declined = run("messages", "prune", "--older-than", "30d", "--include-uncompacted", input="n\n",
                    settings=Settings(interactive=True))
-    assert declined.exit_code == 1
-    assert ("8 messages older than 4w2d are in no summary (never compacted, or of failed or cancelled "
-            "jobs): deleting them loses them for good. Delete them, and 2 that summaries cover?") in declined.stderr
+    assert (declined.exit_code, declined.stdout) == (1, "")
+    assert declined.stderr == ("Delete 10 messages older than 4w2d, 8 of them in no summary (never compacted, or "
+                               "of failed or cancelled jobs: lost for good)? [y/N]: n\nnothing deleted\n")
     result = run("messages", "prune", "--older-than", "30d", "--include-uncompacted", "-o", "ids", input="y\n",
                  settings=Settings(interactive=True, batching=SMALL))
     assert result.exit_code == 0, result.stderr
@@ -93,9 +93,8 @@ def test_prune_asks_on_a_terminal(run, db):
     assert (refused.exit_code, refused.stderr) == (2, "Error: refusing to delete without --yes when not on a "
                                                       "terminal\n")
     declined = run("messages", "prune", "--older-than", "30d", input="n\n", settings=Settings(interactive=True))
-    assert declined.exit_code == 1
-    assert "Delete 2 messages older than 4w2d that summaries cover?" in declined.stderr
-    assert declined.stderr.endswith("nothing deleted\n")
+    assert (declined.exit_code, declined.stdout) == (1, "")
+    assert declined.stderr == "Delete 2 messages older than 4w2d covered by a summary? [y/N]: n\nnothing deleted\n"
     assert len(ids_of(db)) == 14
 
 
@@ -140,3 +139,31 @@ def test_prune_refuses_a_schema_where_rows_refer_to_messages(sqlite_url):
     assert (result.exit_code, result.stderr) == (
         1, "Error: attachments.message_id refer(s) to messages: deleting messages would change those rows too, "
            "which this prune does not preview; nothing was deleted\n")
+
+
+def test_prune_on_a_terminal_says_its_criteria_with_thousands_separators(db, db_url):
+    """The question as an operator sees it: the count, the age, the criterion; no is not an error."""
+    import time
+
+    from tests.conftest import Run
+    from tests.helpers.terminal import on_terminal
+
+    ops = f.agent("ops", id="ag-ops")["id"]
+    old = int(time.time()) - 40 * DAY
+    job = f.job(f.work_item("tg:1", created_at=old)["id"], ops, status="COMPLETED", created_at=old)["id"]
+    f.summary("tg:1", ops, start_time=old, end_time=old + 2000)
+    db.execute_sql("WITH RECURSIVE s(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM s WHERE v < 1234) "
+                   "INSERT INTO messages (id, job_id, role, content, created_at) "
+                   f"SELECT 'm-' || v, '{job}', 'user', '{{}}', {old} + v FROM s")
+    db.close()
+    question = "Delete 1,234 messages older than 4w2d covered by a summary? [y/N]: "
+    declined = on_terminal("-d", db_url, "messages", "prune", "--older-than", "30d", answer="n\n")
+    assert declined.code == 1
+    assert question in declined.text and declined.text.endswith("nothing deleted\n")
+    assert "Error" not in declined.text
+    count = Run(db_url)("query", "SELECT count(*) AS n FROM messages", "-o", "json")
+    assert json.loads(count.stdout) == [{"n": 1234}]
+    agreed = on_terminal("-d", db_url, "messages", "prune", "--older-than", "30d", "-o", "ids", answer="y\n")
+    assert agreed.code == 0 and question in agreed.text
+    assert agreed.text.rstrip("\n").endswith("deleted 1,234 messages")
+    assert json.loads(Run(db_url)("query", "SELECT count(*) AS n FROM messages", "-o", "json").stdout) == [{"n": 0}]

@@ -282,8 +282,10 @@ def test_work_items_prune_refusals(run, db, finished):
                                                       "terminal\n")
     declined = run("work-items", "prune", "--older-than", "30d", "--status", "DONE", input="n\n",
                    settings=Settings(interactive=True))
-    assert declined.exit_code == 1
-    assert "Delete 8 rows in 4 tables (idempotency_keys 2, messages 2, jobs 2, work_items 2)?" in declined.stderr
+    assert (declined.exit_code, declined.stdout) == (1, "")
+    assert declined.stderr == ("Delete 2 work items (DONE) last updated more than 4w2d ago, with their jobs: 8 rows "
+                               "in 4 tables (idempotency_keys 2, messages 2, jobs 2, work_items 2)? [y/N]: n\n"
+                               "nothing deleted\n")
     assert counts(db) == before
     missing = run("work-items", "prune", "--older-than", "30d")
     assert missing.exit_code == 2 and "Missing option '--status'" in missing.stderr

@@ -69,13 +69,13 @@ def messages_prune(settings, older_than, include_uncompacted, dry_run, yes):
         if include_uncompacted:
             every = retention.count_prunable(db, cutoff, include_uncompacted=True)
             if every > covered:
-                confirm(settings, f"{plural(every - covered, 'message')} older than {age} are in no summary "
-                                  "(never compacted, or of failed or cancelled jobs): deleting them loses "
-                                  f"them for good. Delete them, and {covered:,} that summaries cover?", yes)
+                confirm(settings, f"Delete {plural(every, 'message')} older than {age}, {every - covered:,} of them "
+                                  "in no summary (never compacted, or of failed or cancelled jobs: lost for good)?",
+                        yes)
             elif every:
-                confirm(settings, f"Delete {plural(every, 'message')} older than {age}?", yes)
+                confirm(settings, f"Delete {plural(every, 'message')} older than {age} covered by a summary?", yes)
         elif covered:
-            confirm(settings, f"Delete {plural(covered, 'message')} older than {age} that summaries cover?", yes)
+            confirm(settings, f"Delete {plural(covered, 'message')} older than {age} covered by a summary?", yes)
     run_bulk(settings, lambda bulk: retention.prune_messages(db, cutoff, bulk,
                                                              include_uncompacted=include_uncompacted),
              fields=retention.MESSAGE_COLUMNS, columns=message_columns(), words=WORDS, dry_run=dry_run,

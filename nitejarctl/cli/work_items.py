@@ -118,6 +118,7 @@ def work_items_prune(settings, older_than, statuses, dry_run, yes):
     from nitejarctl.durations import format_duration
     from nitejarctl.maintenance.cascade import Cascade
     from nitejarctl.maintenance.retention import NEW_WORK_ITEM, finished_work_items
+    from nitejarctl.output.words import plural
 
     wanted = list(dict.fromkeys(s.strip() for value in statuses for s in value.split(",") if s.strip()))
     if not wanted:
@@ -126,7 +127,13 @@ def work_items_prune(settings, older_than, statuses, dry_run, yes):
         raise UsageProblem(f"--status {NEW_WORK_ITEM}: a {NEW_WORK_ITEM} work item has not been taken up yet, "
                            "it is not finished")
     db = settings.database()
-    report = CascadeReport(f"work items ({', '.join(wanted)}) last updated more than "
-                           f"{format_duration(older_than)} ago", extra={"older_than": older_than, "statuses": wanted})
+    criteria = f"({', '.join(wanted)}) last updated more than {format_duration(older_than)} ago"
+
+    def question(effect) -> str:
+        items = plural(effect.deletes.get("work_items", 0), "work item")
+        return f"Delete {items} {criteria}, with their jobs: {report.words(effect, detail=True)}?"
+
+    report = CascadeReport(f"work items {criteria}", extra={"older_than": older_than, "statuses": wanted},
+                           question=question)
     cascade = Cascade(db, {"work_items": finished_work_items(db, wanted, now() - older_than)})
     run_cascade(settings, cascade, report, dry_run=dry_run, yes=yes)
