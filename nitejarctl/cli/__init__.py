@@ -47,6 +47,7 @@ COMMANDS = {
     "repair": ("nitejarctl.cli.repair", "repair", "Repair dangling references nitejar leaves behind."),
     "transfer": ("nitejarctl.cli.transfer", "transfer", "Copy the SQLite database into PostgreSQL, verified."),
     "completion": ("nitejarctl.cli.completion", "completion", "Print the shell completion script."),
+    "config": ("nitejarctl.cli.config", "config", "Named databases of the config file (-d @NAME)."),
 }
 
 EXIT_CODES_HELP = """\b

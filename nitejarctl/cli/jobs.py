@@ -6,7 +6,7 @@ import click
 
 from nitejarctl.cli import completers
 from nitejarctl.cli.context import pass_settings
-from nitejarctl.cli.options import agent_option, group, limit_option, listing
+from nitejarctl.cli.options import agent_option, group, listing, listing_options
 
 STATUSES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED")
 
@@ -44,7 +44,7 @@ def jobs():
 @click.option("--status", callback=_status, metavar="[" + "|".join(STATUSES) + "]",
               help="Only jobs with this status (any case).")
 @click.option("--work-item", metavar="ID", shell_complete=completers.work_item_ids, help="Only the jobs of this work item.")
-@limit_option
+@listing_options
 @pass_settings
 def jobs_list(settings, agent_id, status, work_item, limit):
     """List jobs, oldest first.
@@ -63,7 +63,8 @@ def jobs_list(settings, agent_id, status, work_item, limit):
     if work_item is not None and not work_items.exists(db, work_item):
         raise NotFound(f"no work item with id {work_item!r}")
     listing(settings, repo.list_query(db, agent_id=agent_id, status=status, work_item_id=work_item),
-            _columns(), limit=limit, noun="jobs")
+            _columns(), limit=limit, noun="jobs",
+            table=("agent_name", "status", "created_at", "started_at", "completed_at", "error_text", "id"))
 
 
 @jobs.command(name="show")

@@ -18,8 +18,8 @@ from nitejarctl.cli.options import (
     dry_run_option,
     group,
     ignore_missing_option,
-    limit_option,
     listing,
+    listing_options,
     require_confirmation,
     yes_option,
 )
@@ -102,7 +102,7 @@ def _words(verb: str, past: str, label: str = "") -> Words:
               help="Only pinned (or only unpinned) memories [default: both].")
 @click.option("--search", metavar="TEXT",
               help="Content contains TEXT (literally, ignoring case; % and _ are not wildcards).")
-@limit_option
+@listing_options
 @pass_settings
 def memories_list(settings, agent_id, min_strength, permanent, search, limit):
     """List memories, strongest first within each agent.
@@ -120,7 +120,9 @@ def memories_list(settings, agent_id, min_strength, permanent, search, limit):
 
     query = repo.list_query(settings.database(), agent_id=agent_id, min_strength=min_strength,
                             permanent=permanent, search=search)
-    listing(settings, query, _columns(), limit=limit, rows=_display(settings), noun="memories")
+    listing(settings, query, _columns(), limit=limit, rows=_display(settings), noun="memories",
+            table=("content", "agent", "strength", "permanent", "last_accessed_at", "access_count",
+                   "created_at", "updated_at", "id"))
 
 
 @memories.command(name="show")

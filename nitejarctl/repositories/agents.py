@@ -22,6 +22,14 @@ def resolve_id(db, ref: str) -> str:
     return resolve(db, ref)["id"]
 
 
+def names(db, ids) -> dict:
+    """{id: name} of the agents among `ids` (none when there is no agents table)."""
+    if not db.has_table(Agent._meta.table_name):
+        return {}
+    query = Agent.select(Agent.id, Agent.name).where(Agent.id.in_(list(ids)))
+    return dict(query.tuples())
+
+
 # ------------------------------------------------------------------- listing
 
 LIST_FIELDS = ("id", "name", "status", "sprite_id", "created_at", "updated_at")
