@@ -7,6 +7,7 @@ import click
 from nitejarctl.cli import completers
 from nitejarctl.cli.changes import Words, show_changed
 from nitejarctl.cli.context import pass_settings, say
+from nitejarctl.cli.ids import prefixed
 from nitejarctl.cli.options import (
     DURATION,
     TABLE_LIMIT,
@@ -316,7 +317,8 @@ def compaction_summaries(settings, agent_id, session_key, limit):
 
 
 @compaction.command(name="show")
-@click.argument("summary_id", metavar="ID", shell_complete=completers.summary_ids)
+@click.argument("summary_id", metavar="ID", shell_complete=completers.summary_ids,
+              callback=prefixed("SessionSummary", "summaries"))
 @pass_settings
 def compaction_show(settings, summary_id):
     """Show one session summary.
@@ -333,7 +335,8 @@ def compaction_show(settings, summary_id):
 
 
 @compaction.command(name="delete")
-@click.argument("ids", nargs=-1, required=True, metavar="ID...", shell_complete=completers.summary_ids)
+@click.argument("ids", nargs=-1, required=True, metavar="ID...", shell_complete=completers.summary_ids,
+              callback=prefixed("SessionSummary", "summaries"))
 @dry_run_option
 @yes_option
 @ignore_missing_option

@@ -6,6 +6,7 @@ import click
 
 from nitejarctl.cli import completers
 from nitejarctl.cli.context import pass_settings
+from nitejarctl.cli.ids import prefixed
 from nitejarctl.cli.options import agent_option, group, listing, listing_options
 
 STATUSES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED")
@@ -43,7 +44,8 @@ def jobs():
 @agent_option("Only this agent's jobs.")
 @click.option("--status", callback=_status, metavar="[" + "|".join(STATUSES) + "]",
               help="Only jobs with this status (any case).")
-@click.option("--work-item", metavar="ID", shell_complete=completers.work_item_ids, help="Only the jobs of this work item.")
+@click.option("--work-item", metavar="ID", shell_complete=completers.work_item_ids,
+              callback=prefixed("WorkItem", "work items"), help="Only the jobs of this work item.")
 @listing_options
 @pass_settings
 def jobs_list(settings, agent_id, status, work_item, limit):
@@ -68,7 +70,8 @@ def jobs_list(settings, agent_id, status, work_item, limit):
 
 
 @jobs.command(name="show")
-@click.argument("job_id", metavar="ID", shell_complete=completers.job_ids)
+@click.argument("job_id", metavar="ID", shell_complete=completers.job_ids,
+              callback=prefixed("Job", "jobs"))
 @pass_settings
 def jobs_show(settings, job_id):
     """Show one job and its messages (the text of each; -o json adds the

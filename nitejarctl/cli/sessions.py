@@ -7,6 +7,7 @@ import click
 from nitejarctl.cli import completers
 from nitejarctl.cli.changes import Words, run_bulk, show_changed
 from nitejarctl.cli.context import pass_settings
+from nitejarctl.cli.ids import prefixed
 from nitejarctl.cli.options import (
     DURATION,
     agent_option,
@@ -97,7 +98,8 @@ def sessions_list(settings, stale, status, agent_id, sprite, session_key, limit)
 
 
 @sessions.command(name="show")
-@click.argument("session_id", metavar="ID", shell_complete=completers.session_ids)
+@click.argument("session_id", metavar="ID", shell_complete=completers.session_ids,
+              callback=prefixed("SpriteSession", "sprite sessions"))
 @pass_settings
 def sessions_show(settings, session_id):
     """Show one sprite session.
@@ -178,7 +180,8 @@ def _by_ids(settings, change, ids, words: Words, already: str, *, dry_run: bool,
 
 
 @sessions.command(name="close")
-@click.argument("ids", nargs=-1, metavar="[ID]...", shell_complete=completers.session_ids)
+@click.argument("ids", nargs=-1, metavar="[ID]...", shell_complete=completers.session_ids,
+              callback=prefixed("SpriteSession", "sprite sessions"))
 @click.option("--stale", type=DURATION, metavar="DURATION",
               help="Close every active session last active longer ago than this.")
 @click.option("--conversation", metavar="SESSION_KEY", shell_complete=completers.sprite_session_keys,
@@ -226,7 +229,8 @@ def sessions_close(settings, ids, stale, conversation, agent_id, dry_run, ignore
 
 
 @sessions.command(name="error")
-@click.argument("ids", nargs=-1, required=True, metavar="ID...", shell_complete=completers.session_ids)
+@click.argument("ids", nargs=-1, required=True, metavar="ID...", shell_complete=completers.session_ids,
+              callback=prefixed("SpriteSession", "sprite sessions"))
 @dry_run_option
 @ignore_missing_option
 @pass_settings
@@ -245,7 +249,8 @@ def sessions_error(settings, ids, dry_run, ignore_missing):
 
 
 @sessions.command(name="touch")
-@click.argument("ids", nargs=-1, required=True, metavar="ID...", shell_complete=completers.session_ids)
+@click.argument("ids", nargs=-1, required=True, metavar="ID...", shell_complete=completers.session_ids,
+              callback=prefixed("SpriteSession", "sprite sessions"))
 @dry_run_option
 @ignore_missing_option
 @pass_settings

@@ -6,6 +6,7 @@ import click
 
 from nitejarctl.cli import completers
 from nitejarctl.cli.context import pass_settings
+from nitejarctl.cli.ids import prefixed
 from nitejarctl.cli.options import group, listing, listing_options
 
 
@@ -58,7 +59,8 @@ def work_items_list(settings, status, session_key, source, limit):
 
 
 @work_items.command(name="show")
-@click.argument("work_item_id", metavar="ID", shell_complete=completers.work_item_ids)
+@click.argument("work_item_id", metavar="ID", shell_complete=completers.work_item_ids,
+              callback=prefixed("WorkItem", "work items"))
 @pass_settings
 def work_items_show(settings, work_item_id):
     """Show one work item (payload parsed) and its jobs.

@@ -14,6 +14,11 @@ def resolve(db, ref: str) -> dict:
     if row is None:
         row = Agent.select(*fields).where(Agent.name == ref).dicts().first()
     if row is None:
+        from nitejarctl.db import prefixes
+
+        (full,) = prefixes.resolve(db, Agent, Agent.id, [ref], "agents")
+        row = Agent.select(*fields).where(Agent.id == full).dicts().first()
+    if row is None:
         raise NotFound(f"no agent with id or name {ref!r}")
     return row
 
