@@ -180,7 +180,7 @@ def _by_ids(settings, change, ids, words: Words, already: str, *, dry_run: bool,
 
 
 @sessions.command(name="close")
-@click.argument("ids", nargs=-1, metavar="[ID]...", shell_complete=completers.session_ids,
+@click.argument("ids", nargs=-1, metavar="[ID]...", shell_complete=completers.active_session_ids,
               callback=prefixed("SpriteSession", "sprite sessions"))
 @click.option("--stale", type=DURATION, metavar="DURATION",
               help="Close every active session last active longer ago than this.")
@@ -229,7 +229,7 @@ def sessions_close(settings, ids, stale, conversation, agent_id, dry_run, ignore
 
 
 @sessions.command(name="error")
-@click.argument("ids", nargs=-1, required=True, metavar="ID...", shell_complete=completers.session_ids,
+@click.argument("ids", nargs=-1, required=True, metavar="ID...", shell_complete=completers.active_session_ids,
               callback=prefixed("SpriteSession", "sprite sessions"))
 @dry_run_option
 @ignore_missing_option
@@ -249,7 +249,7 @@ def sessions_error(settings, ids, dry_run, ignore_missing):
 
 
 @sessions.command(name="touch")
-@click.argument("ids", nargs=-1, required=True, metavar="ID...", shell_complete=completers.session_ids,
+@click.argument("ids", nargs=-1, required=True, metavar="ID...", shell_complete=completers.active_session_ids,
               callback=prefixed("SpriteSession", "sprite sessions"))
 @dry_run_option
 @ignore_missing_option
