@@ -121,6 +121,8 @@ class Settings:
     def emit(self, rows, columns, **kwargs) -> int:
         from nitejarctl.output import emit
 
+        if self.wide:
+            kwargs["fit"] = "none"
         return emit(rows, columns, self.fmt, color=self.color, **kwargs)
 
     def emit_one(self, obj, **kwargs) -> None:
