@@ -85,18 +85,19 @@ def _wanted(table, **kwargs):
 
 
 _SESSIONS = dict(status="status", time="last_active_at", agent=True)
-# Any session (show), the recently active first; those close, touch and error
-# act on: the active ones, the longest idle first.
-session_ids = _wanted("sprite_sessions", order='t."last_active_at" DESC', **_SESSIONS)
+# What close, touch and error act on: the active sessions, the longest idle
+# first; the recent summaries. Where any row will do (show), the rows come in
+# id order: a range of the id's index, as fast on a million rows as on ten.
+session_ids = _wanted("sprite_sessions", **_SESSIONS)
 active_session_ids = _wanted("sprite_sessions", where="t.\"status\" = 'active'",
                              order='t."last_active_at"', **_SESSIONS)
 session_keys = _column("work_items", "session_key")
 sprite_session_keys = _column("sprite_sessions", "session_key")
-memory_ids = _wanted("agent_memories", order='t."updated_at" DESC', time="updated_at", agent=True)
+memory_ids = _wanted("agent_memories", time="updated_at", agent=True)
 summary_ids = _wanted("session_summaries", order='t."compacted_at" DESC', status="session_key",
                       time="compacted_at", agent=True)
-work_item_ids = _wanted("work_items", order='t."created_at" DESC', status="status", time="created_at")
-job_ids = _wanted("jobs", order='t."created_at" DESC', status="status", time="created_at", agent=True)
+work_item_ids = _wanted("work_items", status="status", time="created_at")
+job_ids = _wanted("jobs", status="status", time="created_at", agent=True)
 
 
 def integration_ids(ctx, param, incomplete):

@@ -38,14 +38,17 @@ class Wanted:
 def candidates(target, wanted: Wanted, prefix: str, *, limit: int) -> list[tuple]:
     """(value, status, time, agent name) of the rows `wanted` names whose
     value starts with `prefix`, at most `limit`. Raises on any failure."""
-    shown = [f't."{wanted.column}"'] + [f't."{c}"' if c else "NULL" for c in (wanted.status, wanted.time)]
-    shown.append('a."name"' if wanted.agent else "NULL")
-    joined = ' LEFT JOIN "agents" a ON a."id" = t."agent_id"' if wanted.agent else ""
+    picked = [f't."{wanted.column}"'] + [f't."{c}"' if c else "NULL" for c in (wanted.status, wanted.time)]
     where = f" AND ({wanted.where})" if wanted.where else ""
-    order = f"{wanted.order}, " if wanted.order else ""
-    sql = (f'SELECT {", ".join(shown)} FROM "{wanted.table}" t{joined} WHERE {{match}}{where} '
-           f'ORDER BY {order}t."{wanted.column}" LIMIT {int(limit)}')
-    return _run(target, sql, f't."{wanted.column}"', prefix)
+    order = f'ORDER BY {wanted.order + ", " if wanted.order else ""}t."{wanted.column}"'
+    sql = (f'SELECT {", ".join(picked)}{", t.agent_id" if wanted.agent else ""} FROM "{wanted.table}" t '
+           f'WHERE {{match}}{where} {order} LIMIT {int(limit)}')
+    if wanted.agent:
+        # The agents of the chosen rows alone are looked up, not those of every candidate sorted.
+        sql = (f'SELECT t.*, a."name" FROM ({sql}) t LEFT JOIN "agents" a ON a."id" = t."agent_id" '
+               f'{order}')
+        return [row[:3] + row[4:] for row in _run(target, sql, f't."{wanted.column}"', prefix)]
+    return [row + (None,) for row in _run(target, sql, f't."{wanted.column}"', prefix)]
 
 
 def _run(target, sql: str, column: str, prefix: str) -> list[tuple]:
