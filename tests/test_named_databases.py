@@ -76,6 +76,34 @@ def test_a_password_in_the_file_is_refused(config_home):
     assert "hunter2" not in result.stderr and len(result.stderr.splitlines()) == 1
 
 
+def test_a_libpq_keyword_password_is_masked_and_refused(config_home):
+    # Not a URL nitejarctl reads, but its password must neither be used nor shown.
+    _write(config_home, '[databases.kw]\nurl = "host=db password=hunter2 dbname=x"\n'
+                        '[databases.quoted]\nurl = "host=db PassWord = \'a b\\\\\'hunter3\' dbname=x"\n')
+    listed = _run(config_home, "config", "list", "-o", "tsv")
+    assert listed.exit_code == 0
+    assert listed.stdout == ("name\turl\tdescription\tcurrent\nkw\thost=db password=*** dbname=x\t\t0\n"
+                             "quoted\thost=db PassWord = *** dbname=x\t\t0\n")
+    assert "hunter" not in listed.stderr and listed.stderr.count("holds a password") == 2
+    used = _run(config_home, "-d", "@kw", "agents", "list")
+    assert (used.exit_code, used.stdout) == (2, "")
+    assert "holds a password" in used.stderr and "hunter2" not in used.stderr
+
+
+def test_query_and_version_use_the_named_database(named, backend):
+    query = _run(named, "-d", "@prod", "query", "SELECT name FROM agents", "-o", "tsv")
+    assert (query.exit_code, query.stdout) == (0, "name\nops\n"), query.stderr
+    version = _run(named, "version", "-o", "json", env={"NITEJARCTL_CONTEXT": "prod"})
+    database = json.loads(version.stdout)["database"]
+    assert version.exit_code == 0
+    assert (database["source"], database["reachable"], database["backend"]) == \
+        ("NITEJARCTL_CONTEXT=prod", True, "sqlite" if backend == "sqlite" else "postgresql")
+    helped = _run(named, "-d", "@prod", "help", "config", "list")
+    assert helped.exit_code == 0 and "List the named databases" in helped.stdout
+    aliased = _run(named, "-d", "@prod", "agent", "list", "-o", "ids")
+    assert (aliased.exit_code, aliased.stdout) == (0, "agent-ops\n")
+
+
 @pytest.mark.parametrize("text, message", [
     (None, "no database named 'prod' in {path}, which does not exist"),
     ('[databases.a]\nurl = "x.db"\n', "no database named 'prod' in {path} (named there: a)"),

@@ -43,7 +43,6 @@ def config_list(settings):
     """
     import os
 
-    from nitejarctl.db import mask_url, parse_url
     from nitejarctl.db import named as repo
     from nitejarctl.output import Column
 
@@ -51,10 +50,10 @@ def config_list(settings):
     current = environ.get(repo.CONTEXT_VAR, "").removeprefix("@")
     rows = []
     for entry in repo.load(environ).values():
-        if parse_url(entry.url).password_given:
+        if repo.holds_password(entry.url):
             settings.warn(f"the URL of {entry.name!r} holds a password, which the file must not: it is "
                           "refused until it is removed (use ~/.pgpass or a service file)")
-        rows.append({"name": entry.name, "url": mask_url(entry.url), "description": entry.description,
+        rows.append({"name": entry.name, "url": repo.shown(entry.url), "description": entry.description,
                      "current": entry.name == current})
     columns = [Column("name"), Column("url"), Column("description"), Column("current", "bool")]
     if not rows and settings.fmt == "table":

@@ -17,12 +17,18 @@ Imports neither Peewee nor psycopg2 (shell completion uses it).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from nitejarctl.errors import UsageProblem
 
 CONTEXT_VAR = "NITEJARCTL_CONTEXT"
+
+# A libpq keyword/value string (`host=db password=…`) is no URL nitejarctl
+# reads (it would be taken as a file name), but the file must not hold its
+# password either, nor show it.
+_KEYWORD_PASSWORD = re.compile(r"(?i)((?:^|\s)\w*password\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)")
 
 
 @dataclass(frozen=True)
@@ -66,11 +72,28 @@ def load(environ=None) -> dict[str, Named]:
     return named
 
 
+def holds_password(url: str) -> bool:
+    """Whether `url` holds a password: in a URL's userinfo or query, or as a
+    libpq `password=` keyword."""
+    from nitejarctl.db.urls import parse_url
+
+    if "://" not in url and _KEYWORD_PASSWORD.search(url):
+        return True
+    return parse_url(url).password_given
+
+
+def shown(url: str) -> str:
+    """`url` with every password in it masked."""
+    from nitejarctl.db.urls import mask_url
+
+    if "://" not in url:
+        return _KEYWORD_PASSWORD.sub(lambda m: m.group(1) + "***", url)
+    return mask_url(url)
+
+
 def url_of(name: str, environ=None) -> str:
     """The URL the config file names `name`: a usage error for an unknown
     name, or for a URL that holds a password."""
-    from nitejarctl.db.urls import parse_url
-
     named = load(environ)
     path = config_path(environ)
     entry = named.get(name)
@@ -78,7 +101,7 @@ def url_of(name: str, environ=None) -> str:
         known = f" (named there: {', '.join(sorted(named))})" if named else ""
         where = path if path.exists() else f"{path}, which does not exist"
         raise UsageProblem(f"no database named {name!r} in {where}{known}")
-    if parse_url(entry.url).password_given:
+    if holds_password(entry.url):
         raise UsageProblem(f"{path}: the URL of {name!r} holds a password; keep it out of the file "
                            "(~/.pgpass, PGPASSWORD or a service file: postgresql:///?service=NAME)")
     return entry.url
