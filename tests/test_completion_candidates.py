@@ -99,3 +99,43 @@ def test_a_real_shell_lists_them_in_order_with_descriptions(shell, fleet, db_url
             assert description in line.partition(sid)[2], screen
         assert "s-shut" not in screen
         assert listed.index("s-old") < listed.index("s-mid") < listed.index("s-new"), screen
+
+
+def test_lookups_are_read_only(fleet, db_url):
+    from nitejarctl.db import parse_url
+    from nitejarctl.db.quick import _run
+
+    target = parse_url(db_url)
+    with pytest.raises(Exception, match="(?i)read.?only"):
+        _run(target, 'DELETE FROM "sprite_sessions" WHERE {match}', '"id"', "s-")
+    assert [v for v, *_ in _zsh("nitejarctl sessions show s-", db_url)] == [
+        "s-mid", "s-new", "s-old", "s-orphan", "s-shut"]  # nothing was deleted
+
+
+def test_a_locked_database_answers_at_once_and_silently(fleet, db_url, backend):
+    """A writer holding its lock does not hold up a Tab: SQLite reads beside it
+    (WAL); a PostgreSQL table locked outright gives no candidates within about
+    a second, and no message."""
+    from tests.test_completion import _bind
+
+    db = _bind(db_url)
+    db.begin()
+    if backend == "sqlite":
+        db.execute_sql("UPDATE sprite_sessions SET status = 'closed' WHERE id = 's-old'")
+    else:
+        db.execute_sql("LOCK TABLE sprite_sessions IN ACCESS EXCLUSIVE MODE")
+    try:
+        env = {**os.environ, "_NITEJARCTL_COMPLETE": "zsh_complete", "COMP_WORDS": "nitejarctl sessions close ",
+               "COMP_CWORD": "3", "NITEJAR_DATABASE_URL": db_url}
+        started = time.monotonic()
+        proc, _ = _probe([], env)
+        elapsed = time.monotonic() - started
+    finally:
+        db.rollback()
+        db.close()
+    assert proc.returncode == 0
+    assert [line for line in proc.stderr.splitlines() if not line.startswith("LOADED:")] == []  # silent
+    values = proc.stdout.split("\0")[:-1][1::3]
+    # SQLite: the committed rows, s-old still active (the writer has not committed).
+    assert values == (["s-old", "s-mid", "s-orphan", "s-new"] if backend == "sqlite" else [])
+    assert elapsed < 5, elapsed

@@ -143,3 +143,21 @@ def test_a_narrow_terminal_drops_the_lowest_priority_columns_never_the_sorted_ti
     header = by_creation.splitlines()[1].split()
     assert "created_at" in header and header[:2] == ["sprite_name", "status"]
     assert "… more" not in by_creation
+
+
+def test_the_sorted_column_is_shown_even_when_the_table_has_it_not(fleet, db, db_url):
+    db.close()
+    by_session, _ = _on_a_terminal(db_url, 80, "sessions", "list", "--sort", "-session_id")
+    lines = by_session.splitlines()
+    assert lines[1].split() == ["sprite_name", "status", "last_active_at", "session_id"]
+    assert [line.split()[-1] for line in lines[3:6]] == ["api-s-3", "api-s-2", "api-s-1"]
+    assert "(not shown at this width: agent, session_key, created_at, id;" in by_session
+    assert max(len(line) for line in lines if not line.startswith("(")) <= 80  # the table fits
+    # At 60 columns the sorted time outlasts every column but the first.
+    narrow, _ = _on_a_terminal(db_url, 60, "sessions", "list", "--sort", "created_at")
+    assert narrow.splitlines()[1].split() == ["sprite_name", "status", "created_at"]
+    # Machine formats are unchanged by it.
+    tsv = subprocess.run(["nitejarctl", "-d", db_url, "sessions", "list", "--sort", "-session_id", "-o", "tsv"],
+                         capture_output=True, text=True, timeout=60)
+    assert tsv.stdout.splitlines()[0].split("\t") == ["id", "sprite_name", "session_id", "session_key",
+                                                      "agent_id", "status", "created_at", "last_active_at"]

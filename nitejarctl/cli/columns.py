@@ -5,7 +5,8 @@ choice and order, every column with -o wide, exactly --columns), the order
 A listing names its fields (what machine formats print, in that order) and,
 for tables, the columns a person reads first: name-like fields, status, the
 times the listing is about, ids last. A narrow terminal drops the columns from
-the right of that order, never the first nor the sorted one.
+the right of that order, never the first nor the sorted one (which a table
+shows even when it is not among its own columns).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def plan(settings, columns, table=None) -> Plan:
     elif settings.fmt == "table":
         chosen = [known[n] for n in (table or [c.name for c in fields]) if n in known]
         fit = "order"
+        if keep in known and known[keep] not in chosen:
+            chosen.append(known[keep])  # the order shown is the order of a column shown
         if settings.wide:
             chosen += [c for c in fields if c not in chosen]
             fit = "none"

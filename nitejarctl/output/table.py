@@ -115,7 +115,7 @@ def _fit(cols: list[Column], cells: list[list[str]], width: int, how: str = "ran
         droppable = [i for i in sorted(candidates, key=lambda i: (rank(cols[i]), -i)) if rank(cols[i]) < 3]
     need = [_need(c, cells, i) for i, c in enumerate(cols)]
     for i in droppable:
-        if sum(need[j] for j in shown) <= width:
+        if sum(need[j] for j in shown) + 1 <= width:  # + the table's right edge
             break
         shown.remove(i)
     return shown
