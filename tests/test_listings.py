@@ -161,3 +161,31 @@ def test_the_sorted_column_is_shown_even_when_the_table_has_it_not(fleet, db, db
                          capture_output=True, text=True, timeout=60)
     assert tsv.stdout.splitlines()[0].split("\t") == ["id", "sprite_name", "session_id", "session_key",
                                                       "agent_id", "status", "created_at", "last_active_at"]
+
+
+def test_sort_orders_every_listing_both_ways(db, run):
+    """Two rows each, the older with the greater id: both directions of --sort
+    come out as the field says, whatever each listing's own order is."""
+    old, new = NOW - 2 * HOUR, NOW - HOUR
+    f.agent("z-old", id="a-2", created_at=old)
+    f.agent("a-new", id="a-1", created_at=new)
+    f.memory("a-1", "old", id="m-2", created_at=old)
+    f.memory("a-1", "new", id="m-1", created_at=new)
+    f.work_item(id="w-2", created_at=old)
+    f.work_item(id="w-1", created_at=new)
+    f.job("w-1", "a-1", id="j-2", created_at=old)
+    f.job("w-1", "a-1", id="j-1", created_at=new)
+    f.idempotency_key("k-2", created_at=old)
+    f.idempotency_key("k-1", created_at=new)
+    f.summary("tg:1", "a-1", id="s-2", compacted_at=old)
+    f.summary("tg:2", "a-1", id="s-1", compacted_at=new)
+    for args, field, older, newer in (
+            (("agents", "list"), "created_at", "a-2", "a-1"),
+            (("memories", "list"), "created_at", "m-2", "m-1"),
+            (("work-items", "list"), "created_at", "w-2", "w-1"),
+            (("jobs", "list"), "created_at", "j-2", "j-1"),
+            (("idempotency", "list"), "created_at", "k-2", "k-1"),
+            (("compaction", "summaries"), "compacted_at", "s-2", "s-1")):
+        up = run(*args, "--sort", field, "-o", "ids")
+        down = run(*args, "--sort", f"-{field}", "-o", "ids")
+        assert (up.exit_code, up.stdout, down.stdout) == (0, f"{older}\n{newer}\n", f"{newer}\n{older}\n"), args
