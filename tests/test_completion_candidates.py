@@ -17,13 +17,14 @@ HOUR = 3600
 
 @pytest.fixture
 def fleet(db):
+    now = int(time.time())  # ages are read minutes after import on a busy machine
     f.agent("ops", id="agent-ops")
     for sid, status, idle in (("s-new", "active", 1), ("s-old", "active", 5), ("s-mid", "active", 3),
                               ("s-shut", "closed", 9)):
-        f.sprite_session("agent-ops", "tg:1", id=sid, status=status, last_active_at=NOW - idle * HOUR)
-    f.sprite_session("agent-gone", "tg:2", id="s-orphan", last_active_at=NOW - 2 * HOUR)
-    f.summary("tg:1", "agent-ops", id="sum-old", compacted_at=NOW - 2 * HOUR)
-    f.summary("tg:2", "agent-ops", id="sum-new", compacted_at=NOW - 60)
+        f.sprite_session("agent-ops", "tg:1", id=sid, status=status, last_active_at=now - idle * HOUR)
+    f.sprite_session("agent-gone", "tg:2", id="s-orphan", last_active_at=now - 2 * HOUR)
+    f.summary("tg:1", "agent-ops", id="sum-old", compacted_at=now - 2 * HOUR)
+    f.summary("tg:2", "agent-ops", id="sum-new", compacted_at=now - 60)
     db.close()
 
 
