@@ -189,3 +189,12 @@ def test_sort_orders_every_listing_both_ways(db, run):
         up = run(*args, "--sort", field, "-o", "ids")
         down = run(*args, "--sort", f"-{field}", "-o", "ids")
         assert (up.exit_code, up.stdout, down.stdout) == (0, f"{older}\n{newer}\n", f"{newer}\n{older}\n"), args
+
+
+def test_wide_on_a_narrow_terminal_drops_nothing(fleet, db, db_url):
+    db.close()
+    wide, _ = _on_a_terminal(db_url, 80, "sessions", "list", "-o", "wide")
+    assert wide.splitlines()[1].split() == ["sprite_name", "status", "last_active_at", "agent", "session_key",
+                                            "created_at", "id", "session_id", "agent_id"]
+    assert "not shown" not in wide and "…" not in wide
+    assert all("api-s-" in line for line in wide.splitlines()[3:6])  # each row whole, on one line
