@@ -216,6 +216,7 @@ NOT_HERE = {
     ("work-items", "prune"): "a cascade over nitejar's keys: the fixture's prune is in tests/test_cascades.py",
     ("query",): "the operator's own SQL: on the fixture in tests/test_query.py",
     ("help",): "prints help and opens no database",
+    ("config", "list"): "reads the config file, opens no database (tests/test_named_databases.py)",
 }
 # The messages that compaction's summaries cover, once it has run (a job's messages; not its failed sub-job's).
 PRUNED = "".join(f"msg-{n}-{i}\n" for n in (0, 2) for i in range(5))

@@ -50,6 +50,7 @@ COMMANDS = {
     "vacuum": ("nitejarctl.cli.vacuum", "vacuum", "Reclaim free space (SQLite VACUUM or VACUUM INTO; PostgreSQL VACUUM)."),
     "messages": ("nitejarctl.cli.messages", "messages", "Prune old messages that summaries already cover."),
     "completion": ("nitejarctl.cli.completion", "completion", "Print the shell completion script."),
+    "config": ("nitejarctl.cli.config", "config", "Named databases of the config file (-d @NAME)."),
     "query": ("nitejarctl.cli.query", "query", "Run a read-only SQL query (SELECT, WITH, EXPLAIN)."),
     "version": ("nitejarctl.cli.version", "version", "Versions of nitejarctl, Python, SQLite and the database."),
     "help": ("nitejarctl.cli.help", "help_command", "Show the help of a command."),
