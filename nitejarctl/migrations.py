@@ -8,7 +8,6 @@ indexes the models have and the database lacks are added.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from nitejarctl import models, schema
@@ -191,30 +190,9 @@ def _reconcile(db, result: Result) -> None:
 
 
 def backup_sqlite(db, backup_path: str) -> str:
-    """Online copy of the live SQLite database (sqlite3's backup API) into a
-    new file (db.files: created exclusively, never through a symbolic link,
+    """A checked online copy of the live SQLite database in a new file
+    (maintenance.backup: created exclusively, never through a symbolic link,
     with the database's read and write bits and owner)."""
-    import sqlite3
-    from urllib.parse import quote
+    from nitejarctl.maintenance.backup import backup
 
-    from nitejarctl.db.files import create_copy_file, same_file
-
-    fd = create_copy_file(backup_path, db.file_path(), what="backup file")
-    try:
-        # mode=rw: SQLite opens the file just created and never creates one.
-        target = sqlite3.connect(f"file:{quote(os.path.abspath(backup_path))}?mode=rw", uri=True)
-        try:
-            target.execute("PRAGMA schema_version").fetchone()  # the file is open now
-            if not same_file(fd, backup_path):
-                raise OperationalProblem(f"backup file {backup_path} was replaced while it was being "
-                                         "written: refusing to write it")
-            db.connection().backup(target)
-        finally:
-            target.close()
-    except BaseException:
-        if same_file(fd, backup_path):
-            os.unlink(backup_path)
-        raise
-    finally:
-        os.close(fd)
-    return backup_path
+    return backup(db, backup_path)["path"]

@@ -110,3 +110,22 @@ def conversation(session_key, agent_id, turns, *, start, step=60, job_status="CO
     msgs = [message(jb["id"], role, text, created_at=start + i * step)
             for i, (role, text) in enumerate(turns)]
     return wi, jb, msgs
+
+
+def free_pages(path: str, rows: int = 1500, *, keep: str | None = None) -> int:
+    """Leave free pages in the SQLite file `path`: `rows` wide agents written,
+    then deleted (but `keep`, an id), the WAL checkpointed. Returns the free bytes."""
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        conn.executemany("INSERT INTO agents (id, name, config) VALUES (?, ?, ?)",
+                         [(f"a-{i}", f"agent-{i}", "x" * 2000) for i in range(rows)])
+        conn.commit()
+        conn.execute("DELETE FROM agents WHERE id IS NOT ?", (keep,))
+        conn.commit()
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        pages, size = (conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("freelist_count", "page_size"))
+        return pages * size
+    finally:
+        conn.close()

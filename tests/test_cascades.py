@@ -221,3 +221,39 @@ def test_the_foreign_keys_come_from_the_catalogue(nitejar_url, backend):  # noqa
     finally:
         db.close()
     assert found == expected and len(found) == 129
+
+
+def test_work_items_prune_follows_nitejars_keys(nitejar_url, backend):  # noqa: F811
+    """A finished work item that a row of every table referencing work_items
+    refers to: the prune's preview is exactly what it deletes, to every depth,
+    and leaves no dangling reference; a work item whose job still runs stays."""
+    schema = Schema()
+    old = NOW - 100 * 86400
+    rows = [("agents", {"id": OTHER, "name": "other", "status": "idle", "created_at": NOW, "updated_at": NOW})]
+    rows += [("work_items", row(schema, "work_items", id=wi, status="DONE", created_at=old, updated_at=old))
+             for wi in ("wi-doomed", "wi-busy")]
+    referencing = referencing_rows("work_items", "wi-doomed", schema=schema)
+    for table, values in referencing:
+        if table == "jobs":
+            values["status"] = "COMPLETED"
+    rows += referencing
+    rows.append(("jobs", row(schema, "jobs", id="job-busy", work_item_id="wi-busy", agent_id=OTHER,
+                             status="RUNNING")))
+    insert(nitejar_url, rows)
+    before = census(nitejar_url, schema)
+    run = Run(nitejar_url)
+    args = ("work-items", "prune", "--older-than", "30d", "--status", "DONE")
+    dry = run(*args, "--dry-run", "-o", "json")
+    assert dry.exit_code == 0, dry.stderr
+    preview = json.loads(dry.stdout)
+    assert census(nitejar_url, schema) == before
+    done = run(*args, "--yes", "-o", "json", settings=Settings(batching=Batching(first=1, smallest=1, largest=1)))
+    assert done.exit_code == 0, done.stderr
+    assert json.loads(done.stdout) == preview
+    changed = diff(before, census(nitejar_url, schema))
+    assert {k: preview[k] for k in ("deletes", "nulls")} == {k: changed[k] for k in ("deletes", "nulls")}
+    assert changed["inserts"] == {} and changed["other"] == {}
+    touched = set(preview["deletes"]) | {k.split(".")[0] for k in preview["nulls"]}
+    assert set(schema.referencing("work_items")) <= touched and preview["deletes"]["work_items"] == 1
+    assert dangling(nitejar_url, schema) == {}
+    assert run("work-items", "list", "-o", "ids").stdout == "wi-busy\n"

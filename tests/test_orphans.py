@@ -57,11 +57,14 @@ def test_doctor_counts_them_per_key(orphaned, backend):
     report = json.loads(run("doctor", "-o", "json").stdout)
     assert report["orphans"] == ORPHANS == dangling(orphaned)
     assert report["ok"] is True and report["problems"] == []
-    assert report["notices"] == ["6 dangling references in 6 foreign keys (rows whose parent is gone): "
-                                 "see 'nitejarctl repair orphans --dry-run'"]
-    text = run("doctor")
+    notices = {x["code"]: x for x in report["findings"]}
+    assert notices["orphans"]["message"] == "6 dangling references in 6 foreign keys (rows whose parent is gone)"
+    assert notices["orphans"]["remedy"] == ("'nitejarctl repair orphans --dry-run' shows what a repair "
+                                               "changes, 'nitejarctl repair orphans' makes it")
+    text = run("doctor", "-o", "table")
     assert text.exit_code == 0
     assert "orphans       jobs.agent_id" in text.stdout and "notice        6 dangling references" in text.stdout
+    assert "orphans\tjobs.agent_id\t1\t\n" in run("doctor", "-o", "tsv").stdout
 
 
 def test_repair_previews_and_removes_exactly_that(orphaned, backend):

@@ -206,6 +206,46 @@ def test_all_four_at_once_beside_a_nitejar_writer(generated, tmp_path):
     report("beside a writer, all four at once", figures, runs)
 
 
+def test_backup_beside_a_nitejar_writer(generated, tmp_path):
+    """`backup` while nitejar writes: the writer never fails nor waits long, and
+    the copy is one consistent snapshot — of the writer's messages it holds
+    exactly those committed up to one moment."""
+    db = copy_of(generated, tmp_path)
+    dest = tmp_path / "backup.db"
+    writer = Writer(db, tmp_path)
+    try:
+        time.sleep(0.5)
+        started = time.time()
+        done = subprocess.run([*nitejarctl(), "backup", str(dest), "-d", db, "-q", "-o", "json"],
+                              capture_output=True, text=True, timeout=900)
+        run = {"args": ["backup", "DEST"], "code": done.returncode, "stderr": done.stderr, "ids": [],
+               "start": started, "end": time.time()}
+        time.sleep(0.3)
+    finally:
+        written = writer.stop()
+    assert (run["code"], run["stderr"]) == (0, "")
+    figures = check_the_writer(db, written, [run])
+    copied = json.loads(done.stdout)
+    assert integrity(str(dest)) == [("ok",)]
+    conn = sqlite3.connect(dest)
+    try:
+        counts = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in copied["rows"]}
+        inserted = written["inserted"]
+        present = set()
+        for start in range(0, len(inserted), 500):
+            chunk = inserted[start:start + 500]
+            present |= {r[0] for r in conn.execute(
+                f"SELECT id FROM messages WHERE id IN ({','.join('?' * len(chunk))})", chunk)}
+    finally:
+        conn.close()
+    assert counts == copied["rows"]
+    assert present == set(inserted[:len(present)]), "the backup is not one snapshot of the writer's commits"
+    assert 0 < len(present) < len(inserted), (len(present), len(inserted))
+    figures.update(backup_bytes=copied["bytes"], writer_messages_in_backup=len(present))
+    report_line = {**run, "ids": [None] * sum(counts.values())}
+    report("backup beside a writer", figures, [report_line])
+
+
 # ------------------------------------------------------------- SIGKILL
 
 

@@ -211,10 +211,15 @@ NOT_HERE = {
        for c in ("update", "enable", "disable")},
     **{("agents", c): "plugin instances: tests/test_plugin_instances.py" for c in ("link", "unlink")},
     ("transfer",): "reads SQLite, writes PostgreSQL: the fixture's transfer is in tests/test_transfer.py",
+    ("backup",): "writes a file: the fixture's backup and restore are in tests/test_backup.py",
+    ("restore",): "replaces the whole database: the fixture's restore is in tests/test_backup.py",
+    ("work-items", "prune"): "a cascade over nitejar's keys: the fixture's prune is in tests/test_cascades.py",
     ("query",): "the operator's own SQL: on the fixture in tests/test_query.py",
     ("help",): "prints help and opens no database",
     ("config", "list"): "reads the config file, opens no database (tests/test_named_databases.py)",
 }
+# The messages that compaction's summaries cover, once it has run (a job's messages; not its failed sub-job's).
+PRUNED = "".join(f"msg-{n}-{i}\n" for n in (0, 2) for i in range(5))
 
 
 def run_all(run: Run, commands, *, code: int = 0, outputs=OUTPUTS) -> list[str]:
@@ -283,6 +288,8 @@ def test_maintenance_works_and_keeps_nitejars_columns(nitejar_url):
         (("sessions", "error", "ss-misc"), "ss-misc\n"),
         (("compaction", "run", "--dry-run"), None),
         (("compaction", "run"), None),  # telegram:1 (closes ss-conv) and github:nitejar#3
+        (("messages", "prune", "--older-than", "1h", "--dry-run"), PRUNED),  # what those summaries cover
+        (("messages", "prune", "--older-than", "1h", "--yes"), PRUNED),
         (("sessions", "close", "--stale", "1h"), "ss-stale\n"),
         (("sessions", "close", "--conversation", "telegram:2", "--agent", "ops"), "ss-fresh\n"),
         (("sessions", "close", "ss-fresh", "ss-closed-new"), ""),  # already closed: fine
@@ -303,6 +310,7 @@ def test_maintenance_works_and_keeps_nitejars_columns(nitejar_url):
         (("compaction", "delete", "sum-old", "--yes"), "sum-old\n"),
         (("cleanup", "--dry-run"), None),
         (("cleanup",), None),
+        (("vacuum", "--yes"), ""),
     ]
     problems, added = [], {}
     for args, ids in steps:
@@ -341,7 +349,9 @@ def test_maintenance_works_and_keeps_nitejars_columns(nitejar_url):
     after = nitejar_columns(nitejar_url)
     assert after["agents"] == kept["agents"] and after["jobs"] == kept["jobs"]
     assert after["work_items"] == kept["work_items"] and after["links"] == kept["links"]
-    assert after["messages"] == kept["messages"] and after["kysely"] == kept["kysely"]
+    pruned = set(PRUNED.split())
+    assert after["messages"] == [m for m in kept["messages"] if m[0] not in pruned]
+    assert after["kysely"] == kept["kysely"]
     # nitejar's optimistic-concurrency version moves on each edit (pin, unpin); kinds and embeddings stay
     assert [r for r in after["memories"] if r[0].startswith("mem-")] == [
         ("mem-3", 3, "fact", b"\x00\x00\x00\x00"), ("mem-4", 5, "episode", b"\x00\x00\x00\x00"),
@@ -362,6 +372,7 @@ def test_every_command_is_covered():
     covered |= {("sessions", c) for c in ("close", "error", "touch", "purge")}
     covered |= {("memories", c) for c in ("add", "edit", "pin", "unpin", "decay", "prune", "delete")}
     covered |= {("compaction", c) for c in ("run", "delete")} | {("idempotency", "prune"), ("cleanup",)}
+    covered |= {("messages", "prune"), ("vacuum",)}
     ctx = click.Context(cli)
     every = set()
     for name in COMMANDS:

@@ -6,6 +6,7 @@ import sqlite3
 import pytest
 from freezegun import freeze_time
 
+from nitejarctl.models import WorkItem
 from nitejarctl.repositories.messages import message_text
 from tests import factories as f
 from tests.conftest import Run
@@ -212,3 +213,79 @@ def test_reads_on_a_nitejar_database(upstream_url):
 ])
 def test_message_text(content, text):
     assert message_text(content) == text
+
+
+# ------------------------------------------------------------------ prune
+
+OLD = T0 - 100 * 86400
+
+
+def counts(db) -> dict:
+    return {t: db.execute_sql(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("work_items", "jobs", "messages", "idempotency_keys", "agents")}
+
+
+@pytest.fixture
+def finished(db):
+    """Old work items in every state, with jobs, messages and idempotency keys."""
+    f.agent("alpha", id="a-1")
+    for wi, status, jobs, updated in (("w-done", "DONE", ("COMPLETED", "FAILED"), OLD),
+                                      ("w-running", "DONE", ("COMPLETED", "RUNNING"), OLD),
+                                      ("w-recent", "DONE", ("COMPLETED",), T0 - 3600),
+                                      ("w-new", "NEW", (), OLD),
+                                      ("w-failed", "FAILED", ("CANCELLED",), OLD),
+                                      ("w-nojobs", "DONE", (), OLD)):
+        f.work_item("tg:1", id=wi, status=status, created_at=OLD)
+        WorkItem.update(updated_at=updated).where(WorkItem.id == wi).execute()
+        for n, job_status in enumerate(jobs):
+            f.job(wi, "a-1", id=f"{wi}-j{n}", status=job_status, created_at=OLD)
+            f.message(f"{wi}-j{n}", "user", "hi", id=f"{wi}-m{n}", created_at=OLD)
+        f.idempotency_key(f"key-{wi}", work_item_id=wi, created_at=OLD)
+
+
+@freeze_time(FROZEN)
+def test_work_items_prune_deletes_finished_items_with_their_rows(run, db, finished):
+    from nitejarctl.cli.context import Settings
+    from nitejarctl.db.batches import Batching
+
+    before = counts(db)
+    dry = run("work-items", "prune", "--older-than", "30d", "--status", "DONE", "--dry-run", "-o", "json")
+    assert dry.exit_code == 0, dry.stderr
+    preview = json.loads(dry.stdout)
+    assert preview == {"older_than": 30 * 86400, "statuses": ["DONE"], "nulls": {},
+                       "deletes": {"idempotency_keys": 2, "messages": 2, "jobs": 2, "work_items": 2}}
+    assert counts(db) == before
+    assert dry.stderr == "would delete 8 rows in 4 tables (dry run: nothing changed)\n"
+    done = run("work-items", "prune", "--older-than", "30d", "--status", "DONE", "--yes", "-o", "json",
+               settings=Settings(batching=Batching(first=1, smallest=1, largest=1)))
+    assert done.exit_code == 0, done.stderr
+    assert json.loads(done.stdout) == preview
+    after = counts(db)
+    assert {t: before[t] - after[t] for t in before if before[t] != after[t]} == preview["deletes"]
+    assert run("work-items", "list", "-o", "ids").stdout == "w-failed\nw-new\nw-recent\nw-running\n"
+    both = run("work-items", "prune", "--older-than", "30d", "--status", "DONE,FAILED", "--status", "DONE",
+               "--yes", "-o", "ids")
+    assert both.exit_code == 0, both.stderr
+    assert run("work-items", "list", "-o", "ids").stdout == "w-new\nw-recent\nw-running\n"
+
+
+@freeze_time(FROZEN)
+def test_work_items_prune_refusals(run, db, finished):
+    from nitejarctl.cli.context import Settings
+
+    before = counts(db)
+    new = run("work-items", "prune", "--older-than", "30d", "--status", "NEW", "--yes")
+    assert (new.exit_code, new.stderr) == (2, "Error: --status NEW: a NEW work item has not been taken up yet, "
+                                              "it is not finished\n")
+    refused = run("work-items", "prune", "--older-than", "30d", "--status", "DONE")
+    assert (refused.exit_code, refused.stderr) == (2, "Error: refusing to delete without --yes when not on a "
+                                                      "terminal\n")
+    declined = run("work-items", "prune", "--older-than", "30d", "--status", "DONE", input="n\n",
+                   settings=Settings(interactive=True))
+    assert (declined.exit_code, declined.stdout) == (1, "")
+    assert declined.stderr == ("Delete 2 work items (DONE) last updated more than 4w2d ago, with their jobs: 8 rows "
+                               "in 4 tables (idempotency_keys 2, messages 2, jobs 2, work_items 2)? [y/N]: n\n"
+                               "nothing deleted\n")
+    assert counts(db) == before
+    missing = run("work-items", "prune", "--older-than", "30d")
+    assert missing.exit_code == 2 and "Missing option '--status'" in missing.stderr

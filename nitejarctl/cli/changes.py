@@ -164,8 +164,10 @@ class CascadeReport:
     extra change run with it ({"closes": ("sprite_sessions", Words(…))})."""
 
     def __init__(self, subject: str, key: str | None = None, row: dict | None = None, *,
-                 table: str | None = None, also: dict | None = None, extra: dict | None = None):
+                 table: str | None = None, also: dict | None = None, extra: dict | None = None,
+                 question=None):
         self.subject, self.key, self.row, self.table = subject, key, row, table
+        self.question = question  # effect -> the question asked, when it should say more than words()
         self.also = also or {}
         self.extra = extra or {}  # more of the JSON report, before what changes
 
@@ -236,7 +238,8 @@ def run_cascade(settings, cascade, report: CascadeReport, *, also=None, dry_run:
         settings.info(f"would delete {report.words(effect)} (dry run: nothing changed)")
         return
     _refuse(cascade, effect, report, hints or {})
-    confirm(settings, f"Delete {report.words(effect, detail=True)}?", yes)
+    confirm(settings, report.question(effect) if report.question else f"Delete {report.words(effect, detail=True)}?",
+            yes)
     with cascade.prepared(also) as plan:
         done = 0
         with settings.progress("deleting", plan.total) as bar:

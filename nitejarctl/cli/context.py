@@ -89,6 +89,11 @@ class Settings:
         batching = dataclasses.replace(self.batching or Batching(), lock_wait=self.lock_wait)
         return Bulk(batching=batching, on_wait=self._waiting, **kwargs)
 
+    def turn(self, db):
+        """Wait for this database's turn as a bulk change does (db.turn), for
+        a command that rewrites the whole database."""
+        return db.turn(wait=self.lock_wait, on_wait=self._waiting)
+
     def _waiting(self) -> None:
         self.info("waiting for another nitejarctl bulk change on this database to finish…")
 

@@ -9,27 +9,54 @@ from nitejarctl.cli.options import DURATION, NitejarCommand
 from nitejarctl.errors import CheckFailed
 
 
-@click.command(cls=NitejarCommand)
+@click.command(cls=NitejarCommand, formats=("prometheus",))
 @click.option("--stale", type=DURATION, default="1h", show_default=True,
               help="Age of last activity that makes an active session stale.")
 @click.option("--idle", type=DURATION, default="30m", show_default=True,
               help="Age of the newest message that makes a conversation idle.")
 @pass_settings
 def doctor(settings, stale, idle):
-    """Check the database: connection, schema drift, migrations, counts.
+    """Check the database: connection, schema drift, migrations, counts, size.
 
     Exits 1 when something is wrong (unreachable, failed integrity check,
     missing tables, columns or indexes, pending migrations). Dangling
     references (rows whose parent is gone, per foreign key: "orphans") are
     reported with a notice, not as a problem: nitejar itself leaves them.
+    Reports the file's, the WAL's and the reclaimable bytes (SQLite's free
+    pages) and the largest tables by bytes, with a notice when more than a
+    quarter of the file is reclaimable.
+
+    -o json for monitoring scripts; -o prometheus for Prometheus' text
+    format (node_exporter's textfile collector): nitejar_db_up is 0 when the
+    database cannot be read at all.
 
     \b
     Examples:
       nitejarctl doctor
       nitejarctl doctor -o json | jq .problems
+      nitejarctl doctor -o prometheus > /var/lib/node_exporter/nitejar.prom.tmp
       nitejarctl -d postgresql://ops@db/nitejar status
     """
+    if settings.fmt == "prometheus":
+        from nitejarctl.cli.doctor_metrics import emit_metrics
+
+        emit_metrics(settings, lambda: examine(settings, stale=stale, idle=idle), stale=stale, idle=idle)
+        return
+    report = examine(settings, stale=stale, idle=idle)
+    if settings.fmt in ("tsv", "csv", "jsonl", "ids"):
+        from nitejarctl.cli import doctor_findings as findings
+
+        settings.emit(findings.rows(report), list(findings.COLUMNS), id_field="name")
+    else:
+        settings.emit_report(report, lines=_lines(report))
+    if report["problems"]:
+        raise CheckFailed("")
+
+
+def examine(settings, *, stale: int, idle: int) -> dict:
+    """Everything doctor reports, as one dict (its JSON)."""
     from nitejarctl import migrations
+    from nitejarctl.cli import doctor_findings as findings
     from nitejarctl.db import now
     from nitejarctl.repositories import health
 
@@ -37,12 +64,9 @@ def doctor(settings, stale, idle):
     db = settings.database()
     report = {"database": target.display, "source": settings.url_source}
     report.update(health.server_info(db))
-    problems = []
     file_info = db.file_info()
     if file_info is not None:
         report["sqlite"] = file_info
-        if file_info["integrity"] != "ok":
-            problems.append(f"integrity check failed: {file_info['integrity']}")
     st = migrations.status(db)
     report["nitejar_managed"] = st.managed
     report["nitejar_migrations"] = st.nitejar_migrations
@@ -55,38 +79,36 @@ def doctor(settings, stale, idle):
         "extra_tables": len(drift.extra_tables),
         "extra_columns": [f"{t}.{c}" for t, c in drift.extra_columns],
     }
-    problems += [f"missing table {t}" for t in drift.missing_tables]
-    problems += [f"missing column {t}.{c}" for t, c in drift.missing_columns]
-    problems += [f"missing index {i}" for _, i in drift.missing_indexes]
-    if report["pending_migrations"]:
-        problems.append("pending migrations: " + ", ".join(report["pending_migrations"]))
     report["counts"] = health.row_counts(db)
     report.update(health.counts_of_work(db, stale=stale, idle=idle, now=now()))
     report["orphans"] = health.orphans(db)
-    notices = []
-    if report["orphans"]:
-        # nitejar itself leaves them (it writes without enforcing the keys): worth
-        # a repair, not an alarm.
-        from nitejarctl.output.words import plural
-
-        total = sum(report["orphans"].values())
-        notices.append(f"{plural(total, 'dangling reference')} in {plural(len(report['orphans']), 'foreign key')} "
-                       "(rows whose parent is gone): see 'nitejarctl repair orphans --dry-run'")
-    report["notices"] = notices
-    report["problems"] = problems
-    report["ok"] = not problems
-    settings.emit_report(report, lines=_lines(report))
-    if problems:
-        raise CheckFailed("")
+    report.update(health.size_report(db))
+    found = findings.schema_problems(drift, managed=st.managed, pending=report["pending_migrations"],
+                                     integrity=None if file_info is None else file_info["integrity"])
+    found += findings.notices(report, stale=stale, idle=idle)
+    report["findings"] = found
+    report["notices"] = [f["message"] for f in found if f["level"] == "notice"]
+    report["problems"] = [f["message"] for f in found if f["level"] == "problem"]
+    report["ok"] = not report["problems"]
+    return report
 
 
-def _lines(r: dict) -> list[str]:
+def _lines(r: dict) -> list:
+    from nitejarctl.cli import doctor_findings as findings
+    from nitejarctl.output.words import size
+
     lines = [f"database      {r['database']}  (from {r['source']})",
              f"backend       {r['backend']} {r['server_version']}"]
     if "sqlite" in r:
         s = r["sqlite"]
-        size = f", {s['file_size']:,} bytes" if "file_size" in s else ""
-        lines.append(f"sqlite        journal_mode={s['journal_mode']}, integrity {s['integrity']}{size}")
+        lines.append(f"sqlite        journal_mode={s['journal_mode']}, integrity {s['integrity']}")
+    z = r["size"]
+    wal = f", WAL {size(z['wal_bytes'])}" if z.get("wal_bytes") is not None else ""
+    free = (f", {size(z['reclaimable_bytes'])} reclaimable ({z['reclaimable_bytes'] / z['bytes']:.0%})"
+            if z.get("reclaimable_bytes") is not None and z["bytes"] else "")
+    lines.append(f"size          {size(z['bytes'])} ({z['bytes']:,} bytes){wal}{free}")
+    for t in (r["largest_tables"] or [])[:LARGEST_SHOWN]:
+        lines.append(f"bytes         {t['table']:<20} {size(t['bytes']):>12}")
     if r["nitejar_managed"]:
         lines.append(f"managed by    nitejar's migrator ({r['nitejar_migrations']} migrations applied)")
     else:
@@ -104,7 +126,7 @@ def _lines(r: dict) -> list[str]:
         lines.append(f"idle          {r['idle_conversations']:,} conversations not compacted")
     for key, n in r["orphans"].items():
         lines.append(f"orphans       {key:<48} {n:>12,}")
-    lines += [f"notice        {n}" for n in r["notices"]]
-    lines += [f"PROBLEM       {p}" for p in r["problems"]]
-    lines.append("ok" if r["ok"] else f"{len(r['problems'])} problem(s) found")
-    return lines
+    return lines + findings.finding_lines(r)
+
+
+LARGEST_SHOWN = 5

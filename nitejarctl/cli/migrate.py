@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 
 import click
 
@@ -50,7 +49,9 @@ def migrate(settings, ctx, print_sql, backup):
         if fresh or target.is_memory:
             settings.info("new database: no backup needed")
         else:
-            backup_path = f"{target.path}.{time.strftime('%Y%m%d-%H%M%S')}.bak"
+            from nitejarctl.maintenance.backup import safety_path
+
+            backup_path = safety_path(db)
     result = migrations.migrate(db, fresh_file=fresh, backup_path=backup_path, lock_wait=settings.lock_wait)
     report = {
         "database": target.display,

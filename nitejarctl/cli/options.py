@@ -13,7 +13,9 @@ import click
 from nitejarctl.cli.context import Settings
 from nitejarctl.errors import Declined, NotFound, UsageProblem
 
-FORMATS = ("table", "wide", "json", "jsonl", "csv", "tsv", "ids")
+FORMATS = ("table", "wide", "json", "jsonl", "csv", "tsv", "ids", "prometheus")
+# Formats only some commands write: the format -> those commands (see NitejarCommand).
+NARROW_FORMATS = {"prometheus": "doctor"}
 TABLE_LIMIT = 100
 
 # ------------------------------------------------------------- global options
@@ -47,7 +49,7 @@ def global_options() -> list[click.Option]:
         click.Option(["-o", "--output"], type=click.Choice(FORMATS, case_sensitive=False),
                      callback=_store("output"),
                      help="Output format [default: table on a terminal, tsv otherwise; "
-                          "wide: a table of every column].", **common),
+                          "wide: a table of every column; prometheus: doctor only].", **common),
         click.Option(["--no-color"], is_flag=True, callback=_store("no_color"),
                      help="No colour (also NO_COLOR, TERM=dumb).", **common),
         click.Option(["-q", "--quiet"], is_flag=True, callback=_store("quiet"),
@@ -83,9 +85,20 @@ def _format_options(command, ctx, formatter) -> None:
 
 
 class NitejarCommand(click.Command):
-    def __init__(self, *args, **kwargs):
+    """A command with the global options; `formats` names the NARROW_FORMATS it writes."""
+
+    def __init__(self, *args, formats=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.params.extend(global_options())
+        self.formats = tuple(formats)
+
+    def invoke(self, ctx):
+        settings = ctx.find_object(Settings)
+        wanted = settings.output if settings is not None else None
+        if wanted in NARROW_FORMATS and wanted not in self.formats:
+            # Refused before the command does anything (it would change, then fail to print).
+            raise UsageProblem(f"-o {wanted} is only for {NARROW_FORMATS[wanted]}")
+        return super().invoke(ctx)
 
     def format_options(self, ctx, formatter):
         _format_options(self, ctx, formatter)
@@ -256,17 +269,18 @@ def agent_option(help: str, *, literal=None):
 # -------------------------------------------------------------- confirmation
 
 
-def require_confirmation(settings: Settings, yes: bool, dry_run: bool = False) -> None:
+def require_confirmation(settings: Settings, yes: bool, dry_run: bool = False, *, action: str = "delete") -> None:
     """Refuse up front, before any work, when a question would be needed and
     could not be asked (no terminal, no --yes): exit 2."""
     if not (yes or dry_run or settings.interactive()):
-        raise UsageProblem("refusing to delete without --yes when not on a terminal")
+        raise UsageProblem(f"refusing to {action} without --yes when not on a terminal")
 
 
-def confirm(settings: Settings, question: str, yes: bool, *, declined: str = "nothing deleted") -> None:
+def confirm(settings: Settings, question: str, yes: bool, *, declined: str = "nothing deleted",
+            action: str = "delete") -> None:
     """Ask on a terminal (refusing when there is none and no --yes); a "no"
     ends the command with `declined` (exit 1, not an error)."""
-    require_confirmation(settings, yes)
+    require_confirmation(settings, yes, action=action)
     from nitejarctl.visible import visible
 
     if not yes and not click.confirm(visible(question), default=False, err=True):

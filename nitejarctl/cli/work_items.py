@@ -7,7 +7,8 @@ import click
 from nitejarctl.cli import completers
 from nitejarctl.cli.context import pass_settings
 from nitejarctl.cli.ids import prefixed
-from nitejarctl.cli.options import group, listing, listing_options
+from nitejarctl.cli.options import DURATION, dry_run_option, group, listing, listing_options, yes_option
+from nitejarctl.errors import UsageProblem
 
 
 def _columns():
@@ -34,6 +35,7 @@ def work_items():
     Examples:
       nitejarctl work-items list --status NEW
       nitejarctl work-items show 3f2c…
+      nitejarctl work-items prune --older-than 90d --status DONE --dry-run
     """
 
 
@@ -81,3 +83,60 @@ def work_items_show(settings, work_item_id):
     job_rows = db.stream(jobs.list_query(db, work_item_id=row["id"]))
     settings.emit_one(row, sections={"jobs": (job_rows, job_columns())},
                       kinds={"payload": "json"})
+
+
+@work_items.command(name="prune")
+@click.option("--older-than", type=DURATION, metavar="DURATION", required=True,
+              help="Only work items last updated more than this long ago (e.g. 90d).")
+@click.option("--status", "statuses", multiple=True, required=True, metavar="STATUS",
+              help="A finished status to prune (DONE, …; repeatable, or comma-separated).")
+@dry_run_option
+@yes_option
+@pass_settings
+def work_items_prune(settings, older_than, statuses, dry_run, yes):
+    """Delete finished work items, with their jobs, messages and idempotency keys.
+
+    A work item goes when its status is one of --status, it was last
+    updated more than DURATION ago, and every one of its jobs is COMPLETED,
+    FAILED or CANCELLED (a PENDING, RUNNING or unknown job keeps it). With it
+    go its jobs, their messages, its idempotency keys, and whatever else the
+    database's own foreign keys tie to them (ON DELETE CASCADE to every
+    depth; SET NULL keys set to NULL); a row that would be left referring to
+    a deleted one through a key without ON DELETE action blocks the prune.
+    Messages go whether or not a summary covers them: compact first
+    ('nitejarctl cleanup') to keep what the conversations said.
+
+    The preview (--dry-run, and the question) counts exactly what the prune
+    changes, per table and key (-o json: {"older_than", "statuses",
+    "deletes": {table: rows}, "nulls": {"table.column": rows}}). Batched like
+    every bulk change; asks on a terminal, needs --yes elsewhere.
+
+    \b
+    Examples:
+      nitejarctl work-items prune --older-than 90d --status DONE --dry-run
+      nitejarctl work-items prune --older-than 90d --status DONE,FAILED --yes -o json
+    """
+    from nitejarctl.cli.changes import CascadeReport, run_cascade
+    from nitejarctl.db import now
+    from nitejarctl.durations import format_duration
+    from nitejarctl.maintenance.cascade import Cascade
+    from nitejarctl.maintenance.retention import NEW_WORK_ITEM, finished_work_items
+    from nitejarctl.output.words import plural
+
+    wanted = list(dict.fromkeys(s.strip() for value in statuses for s in value.split(",") if s.strip()))
+    if not wanted:
+        raise UsageProblem("--status: name at least one finished status (e.g. DONE)")
+    if NEW_WORK_ITEM in wanted:
+        raise UsageProblem(f"--status {NEW_WORK_ITEM}: a {NEW_WORK_ITEM} work item has not been taken up yet, "
+                           "it is not finished")
+    db = settings.database()
+    criteria = f"({', '.join(wanted)}) last updated more than {format_duration(older_than)} ago"
+
+    def question(effect) -> str:
+        items = plural(effect.deletes.get("work_items", 0), "work item")
+        return f"Delete {items} {criteria}, with their jobs: {report.words(effect, detail=True)}?"
+
+    report = CascadeReport(f"work items {criteria}", extra={"older_than": older_than, "statuses": wanted},
+                           question=question)
+    cascade = Cascade(db, {"work_items": finished_work_items(db, wanted, now() - older_than)})
+    run_cascade(settings, cascade, report, dry_run=dry_run, yes=yes)

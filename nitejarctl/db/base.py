@@ -67,6 +67,10 @@ class Database:
     def has_table(self, table: str) -> bool:
         return bool(self.columns(table))
 
+    def file_path(self) -> str | None:
+        """The database's file, for a backend that keeps one."""
+        return None
+
     def forget_schema(self) -> None:
         """After DDL: what was learnt of the schema may be out of date."""
         self._columns.clear()

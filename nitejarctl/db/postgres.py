@@ -132,6 +132,38 @@ class Postgres(Database, pw.PostgresqlDatabase):
             "SELECT indexname, tablename FROM pg_indexes WHERE schemaname = current_schema()").fetchall()
         return dict(rows)
 
+    def storage(self) -> dict:
+        """The database's bytes (the server's WAL and free space are not one
+        database's to report)."""
+        size = self.execute_sql("SELECT pg_database_size(current_database())").fetchone()[0]
+        return {"bytes": size, "wal_bytes": None, "reclaimable_bytes": None}
+
+    def table_bytes(self) -> dict[str, int]:
+        """Bytes of each table of the current schema with its indexes and TOAST, largest first."""
+        rows = self.execute_sql(
+            "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') ORDER BY 2 DESC, 1").fetchall()
+        return dict(rows)
+
+    # ------------------------------------------------------------ lifecycle
+
+    vacuum_locks_writers = False  # VACUUM (not FULL) lets every write go on
+
+    def backups(self):
+        """Backups by pg_dump and pg_restore (db.pg_tools)."""
+        from nitejarctl.db.pg_tools import PgBackups
+
+        return PgBackups(self)
+
+    def vacuum_steps(self) -> list[tuple[str, str]]:
+        tables = self.execute_sql(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1").fetchall()
+        return [(t, 'VACUUM (ANALYZE) "' + t.replace('"', '""') + '"') for (t,) in tables]
+
+    def after_vacuum(self) -> bool:
+        return True
+
     # -------------------------------------------------------------- schema
 
     @staticmethod

@@ -179,6 +179,48 @@ class Sqlite(Database, pw.SqliteDatabase):
         rows = self.execute_sql("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index'").fetchall()
         return dict(rows)
 
+    def storage(self) -> dict:
+        """The file's bytes, its WAL's, and the free pages' (what VACUUM reclaims)."""
+        page_size, pages, free = (self.pragma(p) for p in ("page_size", "page_count", "freelist_count"))
+        path = self.file_path()
+        size = os.path.getsize(path) if path and os.path.exists(path) else page_size * pages
+        wal = f"{path}-wal" if path else None
+        return {"bytes": size, "wal_bytes": os.path.getsize(wal) if wal and os.path.exists(wal) else 0,
+                "reclaimable_bytes": free * page_size, "page_size": page_size, "pages": pages,
+                "free_pages": free}
+
+    def table_bytes(self) -> dict[str, int] | None:
+        """Bytes of each table with its indexes, largest first (SQLite's dbstat
+        table; None when this SQLite was built without it)."""
+        try:
+            rows = self.execute_sql(
+                "SELECT coalesce(m.tbl_name, d.name), sum(d.pgsize) FROM dbstat AS d "
+                "LEFT JOIN sqlite_master AS m ON m.name = d.name GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
+        except pw.OperationalError:  # no such table: dbstat
+            return None
+        return {name: size for name, size in rows if not name.startswith("sqlite_")}
+
+    # ------------------------------------------------------------ lifecycle
+
+    vacuum_locks_writers = True  # VACUUM holds the write lock for its whole run
+
+    def backups(self):
+        """Backups of this file: written, checked and restored (db.sqlite_copy)."""
+        from nitejarctl.db.sqlite_copy import SqliteBackups
+
+        return SqliteBackups(self)
+
+    def vacuum_steps(self) -> list[tuple[str, str]]:
+        return [("database", "VACUUM")]
+
+    def after_vacuum(self) -> bool:
+        """Fold the WAL that VACUUM filled into the file, which then shrinks;
+        False when a reader kept part of it for now."""
+        if str(self.pragma("journal_mode")).lower() != "wal":
+            return True
+        busy, _, _ = self.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return not busy
+
     # -------------------------------------------------------------- schema
 
     @staticmethod

@@ -21,3 +21,17 @@ def plural(n: int, noun: str, nouns: str | None = None) -> str:
         else:
             nouns = noun + "s"
     return f"{number(n)} {nouns}"
+
+
+def size(n: int | None) -> str:
+    """A number of bytes as `ls -lh` would round it: 812 bytes, 4.0 KiB, 1.5 GiB."""
+    if n is None:
+        return "unknown"
+    if abs(n) < 1024:
+        return plural(n, "byte")
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:,.1f} {unit}"
+    raise AssertionError("unreachable")

@@ -40,3 +40,22 @@ def orphans(db) -> dict[str, int]:
     for fk, n in db.dangling_references().items():
         found[fk.name] = found.get(fk.name, 0) + n
     return dict(sorted(found.items()))
+
+
+LARGEST_TABLES = 10
+
+
+def size_report(db) -> dict:
+    """size (bytes, wal_bytes, reclaimable_bytes: None where the backend does
+    not tell), table_bytes (every table's with its indexes, largest first;
+    None where unknown), largest_tables (the first of them) and
+    sessions_by_status."""
+    from nitejarctl.repositories import sprite_sessions
+
+    tables = db.table_bytes()
+    result = {"size": db.storage(), "table_bytes": tables,
+              "largest_tables": None if tables is None else
+              [{"table": t, "bytes": n} for t, n in list(tables.items())[:LARGEST_TABLES]]}
+    if "sprite_sessions" in db.tables():
+        result["sessions_by_status"] = sprite_sessions.count_by_status(db)
+    return result

@@ -18,6 +18,8 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 
+from peewee import SQL, fn
+
 from nitejarctl.db.batches import Bulk
 from nitejarctl.db.changed_rows import Change
 from nitejarctl.errors import NotFound, OperationalProblem
@@ -34,6 +36,22 @@ def stale_condition(older_than: int, now: int):
 
 def count_stale(db, older_than: int, now: int) -> int:
     return SpriteSession.select().where(stale_condition(older_than, now)).count()
+
+
+STATUSES = ("active", "closed", "error")
+
+
+def count_by_status(db) -> dict:
+    """Sessions per status: active, closed and error always, and any other
+    status the table holds (NULL, which nitejar's databases may hold, last)."""
+    found = dict(SpriteSession.select(SpriteSession.status, fn.COUNT(SQL("*")))
+                 .group_by(SpriteSession.status).tuples())
+    return {status: int(found.get(status, 0)) for status in sorted(set(found) | set(STATUSES), key=_nulls_last)}
+
+
+def _nulls_last(value):
+    """A sort key for values a column may hold, NULL among them (after the rest)."""
+    return (value is None, "" if value is None else str(value))
 
 
 def fields(db) -> list:

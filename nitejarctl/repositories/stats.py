@@ -10,6 +10,7 @@ from __future__ import annotations
 from peewee import SQL, Case, fn
 
 from nitejarctl.models import Agent, AgentMemory, SpriteSession
+from nitejarctl.repositories import sprite_sessions
 
 # Age of last activity of active sessions: (label, upper bound in seconds).
 AGE_BUCKETS = (("< 5m", 300), ("5m–15m", 900), ("15m–1h", 3600), ("1h–4h", 14400),
@@ -25,11 +26,6 @@ def _agent_names(db, ids) -> dict[str, str]:
     return dict(rows)
 
 
-def _nulls_last(value):
-    """A sort key for values a column may hold, NULL among them (after the rest)."""
-    return (value is None, "" if value is None else str(value))
-
-
 def _bucket(expr, bounds):
     """CASE mapping `expr` to the index of the first bound it is below."""
     cases = [(expr < bound, i) for i, bound in enumerate(bounds)]
@@ -39,7 +35,7 @@ def _bucket(expr, bounds):
 def session_stats(db, *, now: int, top: int = TOP_AGENTS) -> dict:
     db.require_table(SpriteSession._meta.table_name)
     S = SpriteSession
-    by_status = dict(S.select(S.status, fn.COUNT(SQL("*"))).group_by(S.status).tuples())
+    by_status = sprite_sessions.count_by_status(db)
     per_agent = (S.select(S.agent_id,
                           fn.SUM(Case(None, [(S.status == "active", 1)], 0)).alias("active"),
                           fn.SUM(Case(None, [(S.status == "closed", 1)], 0)).alias("closed"),
@@ -58,8 +54,7 @@ def session_stats(db, *, now: int, top: int = TOP_AGENTS) -> dict:
                   .where(S.status == "active").group_by(SQL("b")).tuples())
     ages = [{"age": label, "count": int(counts.get(i, 0))} for i, (label, _) in enumerate(AGE_BUCKETS)]
     return {"total": sum(by_status.values()),
-            "by_status": {s: int(by_status.get(s, 0))
-                          for s in sorted(set(by_status) | {"active", "closed", "error"}, key=_nulls_last)},
+            "by_status": by_status,
             "by_agent": agents, "active_age": ages}
 
 
