@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from nitejarctl import signals
 from nitejarctl.errors import OperationalProblem
+from nitejarctl.maintenance.transfer import lines
 from nitejarctl.maintenance.transfer import rows as R
 from nitejarctl.maintenance.transfer import target as T
 from nitejarctl.maintenance.transfer.rows import quote
@@ -39,11 +40,14 @@ class Layout:
     nullable: list[bool]
     line: object = None  # rows.formatter
     hashed: object = None  # the line a checksum is taken of, where it is not the COPY line
+    built: str | None = None  # the query of a batch built by SQLite (lines.py), where it can be
 
     def __post_init__(self):
         self.line = R.formatter(self.kinds)
         if R.FLOAT in self.kinds or R.FLOAT4 in self.kinds:
             self.hashed = R.formatter(self.kinds, hashed=True)
+        if lines.supported(self.kinds):
+            self.built = lines.batch_sql(self.table.name, self.columns, self.kinds)
 
     def encode(self, rows) -> tuple[bytes, int]:
         """COPY data and checksum of rows `(rowid, value, …)`."""
@@ -214,7 +218,25 @@ def copy_table(snapshot, conn, layout: Layout, state, *, on_bad: str, rejects: R
         after = done.upper
 
 
-def _read(snapshot, select, layout: Layout, after, size) -> Batch | None:
+class _WrongClass(ValueError):
+    """A value of a storage class its column does not take: the batch is
+    looked at value by value."""
+
+
+def _read(snapshot, select, layout: Layout, after, size, *, strict: bool = False) -> Batch:
+    """The next batch. Built by SQLite where the layout allows; `strict` also
+    leaves to the Python way a batch with text PostgreSQL would refuse
+    (invalid UTF-8, NUL), which is then a format error as it was there."""
+    if layout.built is not None and snapshot.utf8:
+        upper, n, nulls, wrong, blob = snapshot.execute(layout.built, (after, size)).fetchone()
+        if not n:
+            return Batch(after, after, b"", 0, 0)
+        if wrong:
+            raise _WrongClass()
+        data = lines.finish(blob, n, nulls, len(layout.columns))
+        if data is not None and not (strict and not _valid_text(data)):
+            return Batch(after, upper, data, n, R.checksum(data))
+        # a value holds a marker byte, or refused text: this batch the Python way
     rows = snapshot.execute(select, (after, size)).fetchall()
     if not rows:
         return Batch(after, after, b"", 0, 0)
@@ -255,6 +277,16 @@ def _bad_batch(snapshot, conn, layout: Layout, after, size, on_bad, rejects: Rej
     return batch
 
 
+def _valid_text(data: bytes) -> bool:
+    if b"\x00" in data:
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def source_checksum(snapshot, layout: Layout, skip=()) -> tuple[int, int]:
     """(rows, checksum) of the table in the snapshot, leaving out the rowids in
     `skip` (rejected rows), computed exactly as the copy computes it."""
@@ -263,12 +295,13 @@ def source_checksum(snapshot, layout: Layout, skip=()) -> tuple[int, int]:
     after, n, total = float("-inf"), 0, 0
     while True:
         try:
-            rows = snapshot.execute(select, (after, 20000)).fetchall()
-            if not rows:
+            batch = _read(snapshot, select, layout, after, 20000, strict=True)
+            if not batch.rows:
                 return n, total
-            upper = rows[-1][0]
-            rows = [r for r in rows if r[0] not in skip]
-            checksum = layout.encode(rows)[1]
+            upper, count, checksum = batch.upper, batch.rows, batch.checksum
+            if skip and any(after < r <= upper for r in skip):
+                rows = [r for r in snapshot.execute(select, (after, 20000)).fetchall() if r[0] not in skip]
+                count, checksum = len(rows), layout.encode(rows)[1]
         except _FORMAT_ERRORS + (sqlite3.OperationalError,):
             # a bad value (left out of the target too): the batch value by value
             raw = snapshot.raw_rows(layout.table.name, layout.columns, after, None, 20000)
@@ -276,5 +309,5 @@ def source_checksum(snapshot, layout: Layout, skip=()) -> tuple[int, int]:
             rows = [(r[0],) + R.decoded(layout.kinds, r[1::2], r[2::2]) for r in raw
                     if r[0] not in skip and not R.classify(layout.kinds, layout.columns, layout.limits,
                                                            layout.nullable, r[1::2], r[2::2])]
-            checksum = layout.encode(rows)[1]
-        n, total, after = n + len(rows), total + checksum, upper
+            count, checksum = len(rows), layout.encode(rows)[1]
+        n, total, after = n + count, total + checksum, upper

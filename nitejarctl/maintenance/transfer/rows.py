@@ -14,7 +14,7 @@ by value to name each bad value with its row and column.
 
 from __future__ import annotations
 
-import hashlib
+import operator
 import struct
 
 # Target column kinds (target.column_kind maps PostgreSQL types onto them).
@@ -26,7 +26,7 @@ NULL = "\\N"
 
 def float4(value) -> float:
     """The value a PostgreSQL real (4 bytes) stores for `value`."""
-    return struct.unpack("f", struct.pack("f", float(value)))[0]
+    return struct.unpack("f", struct.pack("f", value * 1.0))[0]
 
 
 def escape(text: str) -> str:
@@ -35,7 +35,7 @@ def escape(text: str) -> str:
 
 _EXPRESSIONS = {
     INT: "str(v{i})",
-    FLOAT: "repr(float(v{i}))",
+    FLOAT: "repr(v{i} * 1.0)",  # an int or a float; text or a blob is a TypeError, not a number
     FLOAT4: "repr(float4(v{i}))",
     TEXT: (r"v{i}.replace('\\', '\\\\').replace('\t', '\\t').replace('\n', '\\n')"
            r".replace('\r', '\\r')"),
@@ -64,17 +64,27 @@ def formatter(kinds, *, hashed: bool = False):
     return scope["line"]
 
 
-def row_hash(line: bytes) -> int:
-    return int.from_bytes(hashlib.md5(line).digest()[:8], "big", signed=True)
+try:  # CPython's own md5 costs less per call than OpenSSL's, and a call is per row
+    from _md5 import md5 as _md5
+except ImportError:  # pragma: no cover - a Python built without it
+    from hashlib import md5 as _md5
+
+_DIGEST = operator.methodcaller("digest")
+_FIRST_8 = struct.Struct(">q8x")  # a row's hash: the first 8 bytes of its md5, as a signed integer
+
+
+def checksum(data: bytes) -> int:
+    """The sum of the hashes of the lines of COPY data (each line with its
+    newline; a line holds no other line break, as COPY escapes them)."""
+    digests = b"".join(map(_DIGEST, map(_md5, data.splitlines(keepends=True))))
+    return sum(h for (h,) in _FIRST_8.iter_unpack(digests))
 
 
 def encode_batch(lines: list[str], hashed: list[str] | None = None) -> tuple[bytes, int]:
     """The COPY data of a batch and the sum of its rows' hashes (of `hashed`,
     the lines to take them of, when they differ from the COPY lines)."""
-    encoded = [line.encode("utf-8") for line in lines]
-    if hashed is None:
-        return b"".join(encoded), sum(map(row_hash, encoded))
-    return b"".join(encoded), sum(row_hash(line.encode("utf-8")) for line in hashed)
+    data = "".join(lines).encode("utf-8")
+    return data, checksum(data if hashed is None else "".join(hashed).encode("utf-8"))
 
 
 # ------------------------------------------------------------- bad values

@@ -89,6 +89,8 @@ class Snapshot:
     def __init__(self, conn: sqlite3.Connection):
         self.conn = conn
         self.journal_mode = conn.execute("PRAGMA journal_mode").fetchone()[0].lower()
+        # Text as SQLite stores it is what a batch built by SQLite sends (lines.py).
+        self.utf8 = conn.execute("PRAGMA encoding").fetchone()[0].upper() == "UTF-8"
         conn.execute("BEGIN")
         # The snapshot starts with the first read, and holds until the end.
         self.tables = self._tables()
