@@ -48,17 +48,18 @@ _EXPRESSIONS = {
 _HASHED = dict(_EXPRESSIONS, **{FLOAT: "pack('>d', v{i}).hex()", FLOAT4: "pack('>d', float4(v{i})).hex()"})
 
 
-def formatter(kinds, *, hashed: bool = False):
+def formatter(kinds, *, hashed: bool = False, lead: int = 1):
     """A function of a row `(rowid, value, …)` giving its COPY line (with
-    `hashed`, the line its checksum is taken of).
+    `hashed`, the line its checksum is taken of); `lead`: the items before
+    the values (the rowid).
 
     Generated per table so that a row costs one Python call, not one per value
     (a million-row table is formatted in a second or two)."""
     expressions = _HASHED if hashed else _EXPRESSIONS
-    names = "".join(f"v{i}, " for i in range(len(kinds)))
+    names = "_, " * lead + "".join(f"v{i}, " for i in range(len(kinds)))
     values = ", ".join(f"{NULL!r} if v{i} is None else {expressions[kind].format(i=i)}"
                        for i, kind in enumerate(kinds))
-    source = f"def line(row):\n    _, {names}= row\n    return '\\t'.join(({values},)) + '\\n'\n"
+    source = f"def line(row):\n    {names}= row\n    return '\\t'.join(({values},)) + '\\n'\n"
     scope = {"float4": float4, "pack": struct.pack}
     exec(compile(source, "<transfer formatter>", "exec"), scope)  # noqa: S102
     return scope["line"]
