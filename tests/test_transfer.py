@@ -242,6 +242,7 @@ def test_bad_values_are_reported_and_never_changed(sqlite_url, pg, tmp_path):
     conn.execute("INSERT INTO sprite_sessions VALUES ('bad-nul', ?, 's', 'k', 'a1', 'active', 1, 2)", ("a\x00b",))
     conn.execute("INSERT INTO sprite_sessions VALUES ('bad-utf8', CAST(X'66FF6F' AS TEXT), 's', 'k', 'a1', "
                  "'active', 1, 2)")
+    conn.execute("INSERT INTO sprite_sessions VALUES ('bad-blob', X'6869', 's', 'k', 'a1', 'active', 1, 2)")
     conn.execute("INSERT INTO sprite_sessions VALUES ('good', 'x', 's', 'k', 'a1', 'active', 1, 2)")
     conn.commit()
     conn.close()
@@ -249,20 +250,21 @@ def test_bad_values_are_reported_and_never_changed(sqlite_url, pg, tmp_path):
     rejects = tmp_path / "rejects.tsv"
     result = transfer(sqlite_url, url, "--reject-file", rejects)
     assert result.exit_code == 1
-    assert f"3 rows of sprite_sessions have values PostgreSQL cannot take (each listed in {rejects})" in result.stderr
+    assert f"4 rows of sprite_sessions have values PostgreSQL cannot take (each listed in {rejects})" in result.stderr
     lines = rejects.read_text().splitlines()
     assert lines[0] == "table\tkey\tcolumn\tproblem\tvalue"
     found = {json.loads(line.split("\t")[1])["id"]: line.split("\t")[2:4] for line in lines[1:]}
     assert found == {"bad-int": ["created_at", "text in an integer column"],
                      "bad-nul": ["sprite_name", "NUL character in text"],
-                     "bad-utf8": ["sprite_name", "invalid UTF-8 (byte 1)"]}
+                     "bad-utf8": ["sprite_name", "invalid UTF-8 (byte 1)"],
+                     "bad-blob": ["sprite_name", "blob in a text column"]}
     assert oct(rejects.stat().st_mode & 0o777) == "0o600"
     # the operator chooses to leave them out: the rest arrives, verified
     result = transfer(sqlite_url, url, "--resume", "--on-bad-value", "reject", "--reject-file", rejects)
     assert result.exit_code == 0, result.output
-    assert "3 rows left out for bad values" in result.stderr
+    assert "4 rows left out for bad values" in result.stderr
     ids = {r[0] for r in query(url, "SELECT id FROM sprite_sessions")}
-    assert "good" in ids and not ids & {"bad-int", "bad-nul", "bad-utf8"}
+    assert "good" in ids and not ids & {"bad-int", "bad-nul", "bad-utf8", "bad-blob"}
     assert len(ids) == len(HOSTILE) + 1
 
 

@@ -48,12 +48,17 @@ class Layout:
         if R.FLOAT in self.kinds or R.FLOAT4 in self.kinds:
             self.hashed = R.formatter(self.kinds, hashed=True)
         if lines.supported(self.kinds):
-            self.built = lines.Builder(self.table.name, self.columns, self.kinds)
+            self.built = lines.Builder(self.table, self.columns, self.kinds)
 
     def encode(self, rows) -> tuple[bytes, int]:
         """COPY data and checksum of rows `(rowid, value, …)`."""
-        lines = [self.line(r) for r in rows]
-        return R.encode_batch(lines, None if self.hashed is None else [self.hashed(r) for r in rows])
+        data, hashed = self.copy_data(rows)
+        return data, R.checksum(hashed)
+
+    def copy_data(self, rows) -> tuple[bytes, bytes]:
+        """COPY data of rows `(rowid, value, …)`, and the data their checksum is taken of."""
+        data = "".join([self.line(r) for r in rows]).encode("utf-8")
+        return data, data if self.hashed is None else "".join([self.hashed(r) for r in rows]).encode("utf-8")
 
     @property
     def copy_sql(self) -> str:
@@ -227,14 +232,14 @@ def _read(snapshot, select, layout: Layout, after, upto: int, size, *, strict: b
     if layout.built is not None and snapshot.utf8:
         built = layout.built.batch(snapshot, after, upto, size)
         if built is not None and not (strict and not _valid_text(built[2])):
-            upper, n, data, checksum = built
-            return Batch(after, upper, data, n, checksum)
+            upper, n, data, hashed = built
+            return Batch(after, upper, data, n, R.checksum(hashed) if n else 0)
         # a value holds a marker byte, or refused text: this batch the Python way
     rows = snapshot.execute(select, (after, upto, size)).fetchall()
     if not rows:
         return Batch(after, after, b"", 0, 0)
-    data, checksum = layout.encode(rows)
-    return Batch(after, rows[-1][0], data, len(rows), checksum)
+    data, hashed = layout.copy_data(rows)
+    return Batch(after, rows[-1][0], data, len(rows), R.checksum(hashed))
 
 
 def _bad_batch(snapshot, conn, layout: Layout, item, after, upper, size, on_bad, rejects: Rejects, error):

@@ -72,13 +72,12 @@ def copy(snapshot, conn, target_url, order, states, layouts, by_name, options, r
     try:
         if count:
             lane(conn, readers[0])
-    except BaseException as exc:
+    except BaseException as exc:  # the other lanes stop at their next batch
         failed.append(exc)
-        raise
     finally:
         for thread in threads:
             thread.join()
-    errors = [e for e in failed if not isinstance(e, Stopped)]
+    errors = [e for e in failed if not isinstance(e, Stopped)] or failed
     if errors:
         raise errors[0]
 

@@ -26,6 +26,8 @@ from nitejarctl.maintenance.transfer import rows as R
 from nitejarctl.maintenance.transfer.rows import quote
 
 _VALUE, _ROW, _NULL = b"\x01", b"\x02", b"\x03"
+_ESCAPES = ((b"\\", b"\\\\"), (b"\t", b"\\t"), (b"\n", b"\\n"), (b"\r", b"\\r"))  # the backslash first
+_SEPARATORS = bytes.maketrans(_VALUE + _ROW, b"\t\n")
 REALS = (R.FLOAT, R.FLOAT4)
 
 # The storage classes each kind of target column takes from SQLite (NULL aside).
@@ -41,42 +43,44 @@ class Builder:
     """How SQLite builds the batches of a table whose columns are `columns`
     (of target kinds `kinds`, reals last)."""
 
-    def __init__(self, table: str, columns, kinds):
+    def __init__(self, table, columns, kinds):
         self.plain = sum(k not in REALS for k in kinds)
         plain = [(quote(c), k) for c, k in zip(columns, kinds) if k not in REALS]
         reals = [quote(c) for c, k in zip(columns, kinds) if k in REALS]
         self.rowwise = bool(reals)  # the reals written by the Python formatter, row by row
-        wrong = " + ".join(f"(typeof({quote(c)}) NOT IN ({', '.join(repr(t) for t in _TAKES[k])}, 'null'))"
-                           for c, k in zip(columns, kinds))
-        nulls = " + ".join(f"count({c})" for c, _ in plain)
+        source = {c.name: c for c in table.columns}
+        wrong = " + ".join(_wrong(quote(c), k, source[c]) for c, k in zip(columns, kinds))
+        # NOT NULL is one constraint SQLite always enforces: only the others' NULLs are counted.
+        counted = [quote(c) for c, k in zip(columns, kinds) if k not in REALS and not source[c].notnull]
+        nulls = f"{len(counted)} * count(*) - ({' + '.join(f'count({c})' for c in counted)})" if counted else "0"
         # With reals, each line up to them (a separator after its last value),
         # and the rows' rowids in the same order (two aggregates of one query
         # see the rows in one order); the reals come from a second query in
         # rowid order, and the two are matched by rowid.
         line = (" || char(1) || ".join(_value(c, k) for c, k in plain) + (" || char(1)" if reals else "")
                 + " || char(2)")
-        self.sql = (f"SELECT max(rowid), count(*), {len(plain)} * count(*) - ({nulls}), total({wrong}), "
+        self.sql = (f"SELECT max(rowid), count(*), {nulls}, total({wrong}), "
                     f"CAST(group_concat({line}, '') AS BLOB){', group_concat(rowid)' if reals else ''} "
-                    f"FROM (SELECT rowid, {', '.join(quote(c) for c in columns)} FROM {quote(table)} "
+                    f"FROM (SELECT rowid, {', '.join(quote(c) for c in columns)} FROM {quote(table.name)} "
                     "WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?)")
         if reals:
             self.tail = R.formatter(kinds[self.plain:])
             self.hashed_tail = R.formatter(kinds[self.plain:], hashed=True)
-            self.reals_sql = (f"SELECT rowid, {', '.join(reals)} FROM {quote(table)} "
+            self.reals_sql = (f"SELECT rowid, {', '.join(reals)} FROM {quote(table.name)} "
                               "WHERE rowid > ? AND rowid <= ? ORDER BY rowid")
 
     def batch(self, snapshot, after, upto: int, size: int):
-        """(last rowid, rows, COPY data, checksum) of the rows after `after` up
-        to `upto` (at most `size`); None when a value holds a marker byte;
-        WrongClass."""
+        """(last rowid, rows, COPY data, the data the checksum is taken of) of
+        the rows after `after` up to `upto` (at most `size`); None when a value
+        holds a marker byte; WrongClass."""
         upper, n, nulls, wrong, blob, *order = snapshot.execute(self.sql, (after, upto, size)).fetchone()
         if not n:
-            return after, 0, b"", 0
+            return after, 0, b"", b""
         if wrong:
             raise WrongClass()
         if not self.rowwise:
             data = finish(blob, n, nulls, n * (self.plain - 1))
-            return None if data is None else (upper, n, data, R.checksum(data))
+            return None if data is None else (upper, n, data, data)
         prefixes = finish(blob, n, nulls, n * self.plain)
         rows = snapshot.execute(self.reals_sql, (after, upper)).fetchall()
         if prefixes is None or order[0] != ",".join([str(r[0]) for r in rows]):
@@ -86,12 +90,19 @@ class Builder:
         parts[1::2] = "".join(map(self.tail, rows)).encode().splitlines(keepends=True)
         data = b"".join(parts)
         parts[1::2] = "".join(map(self.hashed_tail, rows)).encode().splitlines(keepends=True)
-        return upper, n, data, R.checksum(b"".join(parts))
+        return upper, n, data, b"".join(parts)
 
 
 def supported(kinds) -> bool:
     """Whether SQLite can build the lines: any kinds, with at least one not a real."""
     return all(kind in _TAKES for kind in kinds) and any(kind not in REALS for kind in kinds)
+
+
+def _wrong(c: str, kind: str, column) -> str:
+    """1 where the value is of a storage class the column does not take."""
+    if kind == R.TEXT and column.affinity == "text":  # which stores text, blobs and NULL only
+        return f"(typeof({c}) = 'blob')"
+    return f"(typeof({c}) NOT IN ({', '.join(repr(t) for t in _TAKES[kind])}, 'null'))"
 
 
 def _value(c: str, kind: str) -> str:
@@ -105,6 +116,9 @@ def finish(blob: bytes, rows: int, nulls: int, separators: int) -> bytes | None:
     and `nulls` NULLs, or None when a value holds a marker byte itself."""
     if blob.count(_ROW) != rows or blob.count(_VALUE) != separators or blob.count(_NULL) != nulls:
         return None
-    data = (blob.replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\n", b"\\n")
-            .replace(b"\r", b"\\r"))
-    return data.replace(_VALUE, b"\t").replace(_NULL, b"\\N").replace(_ROW, b"\n")
+    for char, escaped in _ESCAPES:
+        if char in blob:  # a scan far quicker than replace's, which most batches need not
+            blob = blob.replace(char, escaped)
+    if nulls:
+        blob = blob.replace(_NULL, b"\\N")
+    return blob.translate(_SEPARATORS)

@@ -81,13 +81,6 @@ def checksum(data: bytes) -> int:
     return sum(h for (h,) in _FIRST_8.iter_unpack(digests))
 
 
-def encode_batch(lines: list[str], hashed: list[str] | None = None) -> tuple[bytes, int]:
-    """The COPY data of a batch and the sum of its rows' hashes (of `hashed`,
-    the lines to take them of, when they differ from the COPY lines)."""
-    data = "".join(lines).encode("utf-8")
-    return data, checksum(data if hashed is None else "".join(hashed).encode("utf-8"))
-
-
 # ------------------------------------------------------------- bad values
 
 
