@@ -82,13 +82,20 @@ def test_turns_open_on_user_and_close_on_the_next_assistant():
     assert conv.turn_count == 1 and conv.topics == ["q"]
 
 
-def _gone(pid: int) -> bool:
-    """The process has ended (or is a zombie nobody reaped yet)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ", 1)[1].startswith("Z")
-    except FileNotFoundError:
-        return True
+def _gone(pid: int, within: float = 5.0) -> bool:
+    """The process ends (or is a zombie nobody reaped yet) within `within`
+    seconds: a killed process closes its pipes before its exit is complete."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().split(") ", 1)[1].startswith(("Z", "X")):
+                    return True
+        except FileNotFoundError:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
 
 
 def test_summarizer_runner_failures_and_output(tmp_path):

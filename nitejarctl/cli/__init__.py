@@ -44,6 +44,7 @@ COMMANDS = {
     "jobs": ("nitejarctl.cli.jobs", "jobs", "Inspect jobs and their messages."),
     "idempotency": ("nitejarctl.cli.idempotency", "idempotency", "List and prune idempotency keys."),
     "cleanup": ("nitejarctl.cli.cleanup", "cleanup", "Compact, close stale and purge old sessions (for cron)."),
+    "repair": ("nitejarctl.cli.repair", "repair", "Repair dangling references nitejar leaves behind."),
     "transfer": ("nitejarctl.cli.transfer", "transfer", "Copy the SQLite database into PostgreSQL, verified."),
     "completion": ("nitejarctl.cli.completion", "completion", "Print the shell completion script."),
 }

@@ -64,6 +64,9 @@ class Settings:
             db = open_database(self.target, create=create, busy_timeout=self.busy_timeout)
             if self.verbose:
                 db.trace = _trace
+            db.notify = self.info
+            if getattr(db, "read_only_note", None):
+                self.info(db.read_only_note)
             self._db = db
         return self._db
 

@@ -183,10 +183,20 @@ class ReadBeside(ReadFirst):
         return rows
 
     def _read(self, query) -> list:
+        import sqlite3
+
+        from nitejarctl.db import text
+
         started = time.perf_counter()
         sql, params = query.sql()
         try:
-            return self._reader.execute(sql, params).fetchall()
+            try:
+                return self._reader.execute(sql, params).fetchall()
+            except sqlite3.OperationalError as exc:
+                if not text.undecodable(exc):
+                    raise
+                self._reader.text_factory = text.decoded  # as db.text does on the change's connection
+                return self._reader.execute(sql, params).fetchall()
         finally:
             if self.db.trace is not None:
                 self.db.trace(sql, params, time.perf_counter() - started)

@@ -1,4 +1,4 @@
-"""Editing the JSON `config` column that agents and integrations share."""
+"""Editing the JSON config column of agents and integrations (config, config_json)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from nitejarctl import jsonarg
 from nitejarctl.errors import OperationalProblem
 
 
-def edited_config(db, model, row_id: str, replacement: dict | None, sets, unsets,
-                  what: str, *, masked: bool = False) -> tuple[str, list]:
-    """The new config text of one row: `replacement` (else the stored config,
+def edited_config(db, source, id_column, config_column, row_id: str, replacement: dict | None, sets,
+                  unsets, what: str, *, masked: bool = False) -> tuple[str, list]:
+    """The new config text of one row of `source` (a model or a table, its
+    `id_column` and `config_column`): `replacement` (else the stored config,
     read under a row lock on PostgreSQL) with `sets` ("a.b=value") then
     `unsets` ("a.b") applied. Returns it and the unset keys that were not
     there. Call it inside the transaction that writes the result.
@@ -18,7 +19,7 @@ def edited_config(db, model, row_id: str, replacement: dict | None, sets, unsets
     same key path, which is kept."""
     stored = None
     if replacement is None or masked:
-        current = db.for_update(model.select(model.config).where(model.id == row_id)).scalar()
+        current = db.for_update(source.select(config_column).where(id_column == row_id)).scalar()
         stored = {} if current in (None, "") else jsonarg.parse_stored(current)
     if replacement is None:
         if not isinstance(stored, dict):
