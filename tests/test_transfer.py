@@ -268,6 +268,24 @@ def test_bad_values_are_reported_and_never_changed(sqlite_url, pg, tmp_path):
     assert len(ids) == len(HOSTILE) + 1
 
 
+def test_values_an_integer_column_does_not_take_are_caught(sqlite_url, pg, tmp_path):
+    """Blobs of digits, alone in their batch: sent as their text, PostgreSQL
+    would take them, so they must be caught on the SQLite side."""
+    fill_nitejarctl(sqlite_url)
+    conn = sqlite3.connect(sqlite_url)
+    for key, value in [("blob", b"1"), ("blob2", b"42")]:
+        conn.execute("INSERT INTO sprite_sessions VALUES (?, 'x', 's', 'k', 'a1', 'active', ?, 2)", (key, value))
+    conn.commit()
+    conn.close()
+    rejects = tmp_path / "rejects.tsv"
+    result = transfer(sqlite_url, empty_pg(pg), "--reject-file", rejects)
+    assert result.exit_code == 1
+    found = {json.loads(line.split("\t")[1])["id"]: line.split("\t")[2:4]
+             for line in rejects.read_text().splitlines()[1:]}
+    assert found == {"blob": ["created_at", "blob in an integer column"],
+                     "blob2": ["created_at", "blob in an integer column"]}
+
+
 # ------------------------------------------------- resumable, and beside nitejar
 
 

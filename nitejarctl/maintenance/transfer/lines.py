@@ -45,10 +45,10 @@ class Builder:
 
     def __init__(self, table, columns, kinds):
         self.plain = sum(k not in REALS for k in kinds)
-        plain = [(quote(c), k) for c, k in zip(columns, kinds) if k not in REALS]
+        source = {c.name: c for c in table.columns}
+        plain = [(quote(c), k, source[c].notnull) for c, k in zip(columns, kinds) if k not in REALS]
         reals = [quote(c) for c, k in zip(columns, kinds) if k in REALS]
         self.rowwise = bool(reals)  # the reals written by the Python formatter, row by row
-        source = {c.name: c for c in table.columns}
         wrong = " + ".join(_wrong(quote(c), k, source[c]) for c, k in zip(columns, kinds))
         # NOT NULL is one constraint SQLite always enforces: only the others' NULLs are counted.
         counted = [quote(c) for c, k in zip(columns, kinds) if k not in REALS and not source[c].notnull]
@@ -57,7 +57,7 @@ class Builder:
         # and the rows' rowids in the same order (two aggregates of one query
         # see the rows in one order); the reals come from a second query in
         # rowid order, and the two are matched by rowid.
-        line = (" || char(1) || ".join(_value(c, k) for c, k in plain) + (" || char(1)" if reals else "")
+        line = (" || char(1) || ".join(_value(c, k, notnull) for c, k, notnull in plain) + (" || char(1)" if reals else "")
                 + " || char(2)")
         self.sql = (f"SELECT max(rowid), count(*), {nulls}, total({wrong}), "
                     f"CAST(group_concat({line}, '') AS BLOB){', group_concat(rowid)' if reals else ''} "
@@ -102,18 +102,29 @@ def _wrong(c: str, kind: str, column) -> str:
     """1 where the value is of a storage class the column does not take."""
     if kind == R.TEXT and column.affinity == "text":  # which stores text, blobs and NULL only
         return f"(typeof({c}) = 'blob')"
+    if kind == R.INT:
+        # Cheaper than typeof(). Text, a blob or a fraction differs from its
+        # integer; a real of integral value does not, but SQLite writes it
+        # as `2.0`, which PostgreSQL refuses for an integer column (and the
+        # value-by-value path then names it).
+        return f"({c} IS NOT CAST({c} AS INTEGER))"
     return f"(typeof({c}) NOT IN ({', '.join(repr(t) for t in _TAKES[kind])}, 'null'))"
 
 
-def _value(c: str, kind: str) -> str:
+def _value(c: str, kind: str, notnull: bool) -> str:
     if kind == R.BYTEA:  # hex(NULL) is '', not NULL
         return f"CASE WHEN {c} IS NULL THEN char(3) ELSE '\\x' || lower(hex({c})) END"
-    return f"coalesce({c}, char(3))"
+    # A NULL where SQLite enforces NOT NULL cannot be; if it were, its row's
+    # line would be NULL, left out by group_concat: a row count that does not
+    # add up, which sends the batch to the value-by-value path.
+    return c if notnull else f"coalesce({c}, char(3))"
 
 
 def finish(blob: bytes, rows: int, nulls: int, separators: int) -> bytes | None:
     """The COPY data of a blob of `rows` rows with `separators` value markers
     and `nulls` NULLs, or None when a value holds a marker byte itself."""
+    if blob is None:  # every row's line NULL (see _value)
+        return None
     if blob.count(_ROW) != rows or blob.count(_VALUE) != separators or blob.count(_NULL) != nulls:
         return None
     for char, escaped in _ESCAPES:
