@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -23,7 +24,9 @@ class Options:
     on_bad_value: str = "fail"
     reject_file: str = "transfer-rejects.tsv"
     workers: int = 4  # connections that build keys and indexes and take checksums
-    lanes: int = 3  # tables copied at once
+    # tables (or parts of one) copied at once: up to three, no more than the
+    # machine has cores (each lane's reading and formatting is CPU work)
+    lanes: int = field(default_factory=lambda: min(3, os.cpu_count() or 1))
 
 
 @dataclass
