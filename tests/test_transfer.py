@@ -57,7 +57,8 @@ def transfer(source: str, target: str, *extra):
 # ------------------------------------------------------- nitejarctl's schema
 
 HOSTILE = ["tab\there", "new\nline\r\n", "back\\slash \\N", "[bold]x[/] %s ' \" ;DROP TABLE x;--", "émoji 🎉",
-           "x" * 5000, "", "\\."]
+           "x" * 5000, "", "\\.",
+           "\x01\x02\x03 the bytes a batch built by SQLite separates values with"]
 
 
 # what PostgreSQL prints of some of these is not Python's repr (3.0000000000000008e+16)
@@ -71,7 +72,7 @@ def fill_nitejarctl(path: str) -> None:
     for i, text in enumerate(HOSTILE):
         conn.execute("INSERT INTO agent_memories (id, agent_id, content, embedding, strength, created_at, "
                      "updated_at) VALUES (?, 'a1', ?, ?, ?, 1, 2)",
-                     (f"m{i}", text, bytes(range(i * 7 % 256)) or None, FLOATS[i]))
+                     (f"m{i}", text, bytes(range(i * 7 % 256)) or None, FLOATS[i % len(FLOATS)]))
         conn.execute("INSERT INTO sprite_sessions (id, sprite_name, session_id, session_key, agent_id, "
                      "created_at, last_active_at) VALUES (?, ?, 's', 'k', 'a1', 1, 2)", (f"s{i}", text))
     conn.commit()

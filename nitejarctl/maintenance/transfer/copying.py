@@ -40,13 +40,12 @@ class Layout:
     limits: list
     nullable: list[bool]
     line: object = None  # rows.formatter
-    hashed: object = None  # the line a checksum is taken of, where it is not the COPY line
+    hashed: object = None  # rows.formatter(hashed=True): what a row's checksum is taken of
     built: lines.Builder | None = None  # batches built by SQLite, where they can be
 
     def __post_init__(self):
         self.line = R.formatter(self.kinds)
-        if R.FLOAT in self.kinds or R.FLOAT4 in self.kinds:
-            self.hashed = R.formatter(self.kinds, hashed=True)
+        self.hashed = R.formatter(self.kinds, hashed=True)
         if lines.supported(self.kinds):
             self.built = lines.Builder(self.table, self.columns, self.kinds)
 
@@ -55,10 +54,10 @@ class Layout:
         data, hashed = self.copy_data(rows)
         return data, R.checksum(hashed)
 
-    def copy_data(self, rows) -> tuple[bytes, bytes]:
-        """COPY data of rows `(rowid, value, …)`, and the data their checksum is taken of."""
+    def copy_data(self, rows) -> tuple[bytes, list[bytes]]:
+        """COPY data of rows `(rowid, value, …)`, and what each row's checksum is taken of."""
         data = "".join([self.line(r) for r in rows]).encode("utf-8")
-        return data, data if self.hashed is None else "".join([self.hashed(r) for r in rows]).encode("utf-8")
+        return data, [self.hashed(r).encode("utf-8") for r in rows]
 
     @property
     def copy_sql(self) -> str:

@@ -4,13 +4,15 @@ SQLite concatenates each batch of rows into one blob in C, with control
 bytes where COPY's text format has its separators (\\x01 after a value,
 \\x02 after a row, \\x03 for NULL); Python then escapes the whole blob at
 once (bytes.replace, in C too) and turns the markers into tabs, newlines and
-`\\N`. The bytes that arrive are those rows.formatter writes for the same rows
-(what the checksum is taken of), without a Python object per value.
+`\\N`. The bytes that arrive are those rows.formatter writes for the same rows,
+without a Python object per value; the blob as SQLite built it, before the
+escapes, is what the rows' checksums are taken of (rows.formatter with
+`hashed`).
 
 Reals are the exception: SQLite's own text of a double is not always exact.
 A table's real columns come last in its layout; SQLite builds each row's
 line up to them and the Python formatter writes the reals (and the part of
-the line their checksum is taken of).
+the row their checksum is taken of).
 
 Two things send a batch back to the value-by-value path (copying.py): a value
 of a storage class its column does not take (a blob in a text column, text
@@ -70,17 +72,17 @@ class Builder:
                               "WHERE rowid > ? AND rowid <= ? ORDER BY rowid")
 
     def batch(self, snapshot, after, upto: int, size: int):
-        """(last rowid, rows, COPY data, the data the checksum is taken of) of
-        the rows after `after` up to `upto` (at most `size`); None when a value
-        holds a marker byte; WrongClass."""
+        """(last rowid, rows, COPY data, what each row's checksum is taken of)
+        of the rows after `after` up to `upto` (at most `size`); None when a
+        value holds a marker byte; WrongClass."""
         upper, n, nulls, wrong, blob, *order = snapshot.execute(self.sql, (after, upto, size)).fetchone()
         if not n:
-            return after, 0, b"", b""
+            return after, 0, b"", []
         if wrong:
             raise WrongClass()
         if not self.rowwise:
             data = finish(blob, n, nulls, n * (self.plain - 1))
-            return None if data is None else (upper, n, data, data)
+            return None if data is None else (upper, n, data, blob.split(_ROW)[:n])
         prefixes = finish(blob, n, nulls, n * self.plain)
         rows = snapshot.execute(self.reals_sql, (after, upper)).fetchall()
         if prefixes is None or order[0] != ",".join([str(r[0]) for r in rows]):
@@ -88,9 +90,8 @@ class Builder:
         parts = [b""] * (2 * n)
         parts[0::2] = prefixes.split(b"\n")[:n]
         parts[1::2] = "".join(map(self.tail, rows)).encode().splitlines(keepends=True)
-        data = b"".join(parts)
-        parts[1::2] = "".join(map(self.hashed_tail, rows)).encode().splitlines(keepends=True)
-        return upper, n, data, b"".join(parts)
+        tails = "\x02".join(map(self.hashed_tail, rows)).encode().split(_ROW)
+        return upper, n, b"".join(parts), list(map(bytes.__add__, blob.split(_ROW), tails))
 
 
 def supported(kinds) -> bool:

@@ -18,7 +18,7 @@ from nitejarctl.maintenance.transfer import rows as R
 from nitejarctl.maintenance.transfer.rows import quote
 
 PROGRESS = "nitejarctl_transfer"
-LAYOUT = 2  # of the progress table; a transfer begun with another is not resumed
+LAYOUT = 3  # of the progress table (and its checksums); a transfer begun with another is not resumed
 
 
 @dataclass
