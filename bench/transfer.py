@@ -1,8 +1,9 @@
 """`nitejarctl transfer` against pgloader and a bare COPY, on the same file in
 the same run.
 
-    python bench/transfer.py --db /tmp/nitejarctl-bench/large.db --start-server [--json]
+    python bench/transfer.py --db /tmp/nitejarctl-bench/large.db --start-server [--rounds 3] [--json]
     python bench/transfer.py --db … --pg postgresql://postgres@127.0.0.1:5432/postgres
+    python bench/transfer.py --db … --start-server --other /path/to/an/earlier/nitejarctl
 
 Each tool fills a fresh, empty PostgreSQL database from the SQLite file (which
 none of them changes), as a child process measured alone (wall time and peak
@@ -17,7 +18,14 @@ RSS from wait4, run.py's wrapper):
   no keys set aside, no verification. The floor.
 
 Afterwards the row counts of every table are compared with the source's.
-The target: nitejarctl ≤ 0.85 × pgloader's time, memory flat.
+
+The tools run in rounds (`--rounds`, 3 by default), each round every tool
+once, each round starting with the next tool, so that a change in the
+machine's load falls on all of them; the medians are compared, and every
+run is printed with the 1-minute load average at its start (on a shared
+machine, report the load beside the figures). `--other` adds another
+nitejarctl executable, such as an earlier build, to the rounds.
+The target: nitejarctl ≤ 0.85 × pgloader's time (medians), memory flat.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import json
 import os
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 
@@ -86,6 +95,9 @@ def main() -> None:
     parser.add_argument("--pg", help="a superuser's URL of a running server")
     parser.add_argument("--start-server", action="store_true", help="run a throwaway local server")
     parser.add_argument("--nitejarctl", default=os.path.join(os.path.dirname(sys.executable), "nitejarctl"))
+    parser.add_argument("--other", metavar="NITEJARCTL",
+                        help="another nitejarctl executable (an earlier build) to run beside it")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every tool, interleaved [3]")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--bare-copy", nargs=2, metavar=("DB", "URL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -94,53 +106,93 @@ def main() -> None:
         return
     if not (args.pg or args.start_server):
         parser.error("give --pg URL or --start-server")
+    pgloader = shutil.which("pgloader")
+    tools = [("nitejarctl", [args.nitejarctl, "-d", args.db, "-q", "transfer", "--to", "{url}", "-o", "json"])]
+    if args.other:
+        tools.append(("nitejarctl (other)", [args.other, "-d", args.db, "-q", "transfer", "--to", "{url}",
+                                             "-o", "json"]))
+    tools += [("pgloader", [pgloader, "--with", "prefetch rows = 10000", args.db, "{url}"] if pgloader else None),
+              ("bare COPY", [sys.executable, os.path.abspath(__file__), "--bare-copy", args.db, "{url}"])]
     server = pg.Server(args.pg)
-    results = []
+    runs: dict[str, list[dict]] = {name: [] for name, _ in tools}
     try:
-        pgloader = shutil.which("pgloader")
-        runs = [("nitejarctl", [args.nitejarctl, "-d", args.db, "-q", "transfer", "--to", "{url}", "-o", "json"]),
-                ("pgloader", [pgloader, "--with", "prefetch rows = 10000", args.db, "{url}"] if pgloader else None),
-                ("bare COPY", [sys.executable, os.path.abspath(__file__), "--bare-copy", args.db, "{url}"])]
-        for name, argv in runs:
-            if argv is None:
-                results.append({"tool": name, "skipped": "not installed (apt-get install pgloader)"})
-                continue
-            database = "bench_transfer_" + name.split()[0].lower()
-            server.drop(database)
-            server.execute(f'CREATE DATABASE "{database}"')
-            url = server.url(database)
-            if name == "bare COPY":
-                done = subprocess.run([args.nitejarctl, "-d", url, "-q", "migrate"], capture_output=True, text=True)
-                if done.returncode:
-                    sys.exit(f"nitejarctl migrate: {done.stderr.strip()}")
-            server.execute("CHECKPOINT")
-            m = runner.measure([a.replace("{url}", url) for a in argv])
-            wrong = counts(args.db, url) if m.code == 0 else []
-            results.append({"tool": name, "seconds": round(m.seconds, 1), "peak_mb": round(m.peak_mb, 1),
-                            "exit": m.code, "row_counts": "ok" if not wrong else "; ".join(wrong[:3]),
-                            "error": runner.last_line(m.stderr) if m.code else ""})
-            server.drop(database)
+        for round_number in range(args.rounds):
+            # Each round runs every tool once, starting with a different one,
+            # so that a change in the machine's load falls on all of them.
+            shift = round_number % len(tools)
+            for name, argv in tools[shift:] + tools[:shift]:
+                if argv is not None:
+                    runs[name].append(_run(server, args, name, argv))
     finally:
         server.stop()
-    base = next((r["seconds"] for r in results if r["tool"] == "pgloader" and r.get("exit") == 0), None)
+    results = [_summary(name, runs[name]) if argv else
+               {"tool": name, "skipped": "not installed (apt-get install pgloader)"} for name, argv in tools]
+    base = next((r["seconds"] for r in results if r["tool"] == "pgloader" and r.get("ok")), None)
     for r in results:
         if "seconds" in r and base:
             r["vs_pgloader"] = round(r["seconds"] / base, 2)
     ours = results[0]
-    ok = ours.get("exit") == 0 and ours.get("row_counts") == "ok" and (base is None or ours["vs_pgloader"] <= TARGET)
+    ok = ours.get("ok", False) and (base is None or ours["vs_pgloader"] <= TARGET)
     if args.json:
-        print(json.dumps({"results": results, "target": TARGET, "ok": ok}, indent=2))
+        print(json.dumps({"results": results, "runs": runs, "target": TARGET, "ok": ok}, indent=2))
     else:
-        print(f"{'tool':<12} {'seconds':>8} {'peak MB':>8} {'× pgloader':>11}  rows  notes")
-        for r in results:
-            if "skipped" in r:
-                print(f"{r['tool']:<12} {'SKIP':>8}  {r['skipped']}")
-                continue
-            ratio = f"{r['vs_pgloader']:.2f}" if "vs_pgloader" in r else "-"
-            note = r["error"] or ("verification included" if r["tool"] == "nitejarctl" else "")
-            print(f"{r['tool']:<12} {r['seconds']:>8.1f} {r['peak_mb']:>8.1f} {ratio:>11}  {r['row_counts']:<4}  {note}")
-        print(f"target: nitejarctl ≤ {TARGET} × pgloader — {'PASS' if ok else 'FAIL'}")
+        _print(results, runs, args.rounds)
+        print(f"target: nitejarctl ≤ {TARGET} × pgloader (medians) — {'PASS' if ok else 'FAIL'}")
     sys.exit(0 if ok else 1)
+
+
+def _run(server, args, name: str, argv) -> dict:
+    """One run of a tool into a fresh database, with the load it ran under."""
+    database = "bench_transfer_" + "".join(c if c.isalnum() else "_" for c in name.lower())
+    server.drop(database)
+    server.execute(f'CREATE DATABASE "{database}"')
+    url = server.url(database)
+    if name == "bare COPY":
+        done = subprocess.run([args.nitejarctl, "-d", url, "-q", "migrate"], capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"nitejarctl migrate: {done.stderr.strip()}")
+    server.execute("CHECKPOINT")
+    load = os.getloadavg()[0]
+    m = runner.measure([a.replace("{url}", url) for a in argv])
+    wrong = counts(args.db, url) if m.code == 0 else []
+    server.drop(database)
+    return {"seconds": round(m.seconds, 2), "peak_mb": round(m.peak_mb, 1), "exit": m.code,
+            "load": round(load, 2), "row_counts": "ok" if not wrong else "; ".join(wrong[:3]),
+            "error": runner.last_line(m.stderr) if m.code else ""}
+
+
+def _summary(name: str, runs: list[dict]) -> dict:
+    good = [r for r in runs if r["exit"] == 0 and r["row_counts"] == "ok"]
+    summary = {"tool": name, "runs": len(runs), "ok": len(good) == len(runs) and bool(runs)}
+    if good:
+        times = [r["seconds"] for r in good]
+        summary.update(seconds=round(statistics.median(times), 2), fastest=min(times), slowest=max(times),
+                       peak_mb=max(r["peak_mb"] for r in good))
+    failed = [r for r in runs if r not in good]
+    if failed:
+        summary["error"] = failed[0]["error"] or failed[0]["row_counts"]
+    return summary
+
+
+def _print(results, runs, rounds: int) -> None:
+    print(f"{rounds} rounds, the tools interleaved; medians (fastest–slowest); "
+          "load: 1-minute load average at each run's start")
+    print(f"{'tool':<20} {'median s':>8} {'range s':>13} {'peak MB':>8} {'× pgloader':>11}  {'load':<17} notes")
+    for r in results:
+        if "skipped" in r:
+            print(f"{r['tool']:<20} {'SKIP':>8}  {r['skipped']}")
+            continue
+        loads = [x["load"] for x in runs[r["tool"]]]
+        load = f"{min(loads):.1f}–{max(loads):.1f}" if loads else "-"
+        if "seconds" not in r:
+            print(f"{r['tool']:<20} {'FAIL':>8}  {r.get('error', '')}")
+            continue
+        ratio = f"{r['vs_pgloader']:.2f}" if "vs_pgloader" in r else "-"
+        note = r.get("error") or ("verification included" if r["tool"].startswith("nitejarctl") else "")
+        spread = f"{r['fastest']:.1f}–{r['slowest']:.1f}"
+        print(f"{r['tool']:<20} {r['seconds']:>8.1f} {spread:>13} {r['peak_mb']:>8.1f} {ratio:>11}  {load:<17} {note}")
+    for name, items in runs.items():
+        print(f"  {name}: " + ", ".join(f"{x['seconds']:.1f}s (load {x['load']:.1f})" for x in items))
 
 
 if __name__ == "__main__":

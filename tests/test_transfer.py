@@ -57,7 +57,8 @@ def transfer(source: str, target: str, *extra):
 # ------------------------------------------------------- nitejarctl's schema
 
 HOSTILE = ["tab\there", "new\nline\r\n", "back\\slash \\N", "[bold]x[/] %s ' \" ;DROP TABLE x;--", "émoji 🎉",
-           "x" * 5000, "", "\\."]
+           "x" * 5000, "", "\\.",
+           "\x01\x02\x03 the bytes a batch built by SQLite separates values with"]
 
 
 # what PostgreSQL prints of some of these is not Python's repr (3.0000000000000008e+16)
@@ -71,7 +72,7 @@ def fill_nitejarctl(path: str) -> None:
     for i, text in enumerate(HOSTILE):
         conn.execute("INSERT INTO agent_memories (id, agent_id, content, embedding, strength, created_at, "
                      "updated_at) VALUES (?, 'a1', ?, ?, ?, 1, 2)",
-                     (f"m{i}", text, bytes(range(i * 7 % 256)) or None, FLOATS[i]))
+                     (f"m{i}", text, bytes(range(i * 7 % 256)) or None, FLOATS[i % len(FLOATS)]))
         conn.execute("INSERT INTO sprite_sessions (id, sprite_name, session_id, session_key, agent_id, "
                      "created_at, last_active_at) VALUES (?, ?, 's', 'k', 'a1', 1, 2)", (f"s{i}", text))
     conn.commit()
@@ -242,6 +243,7 @@ def test_bad_values_are_reported_and_never_changed(sqlite_url, pg, tmp_path):
     conn.execute("INSERT INTO sprite_sessions VALUES ('bad-nul', ?, 's', 'k', 'a1', 'active', 1, 2)", ("a\x00b",))
     conn.execute("INSERT INTO sprite_sessions VALUES ('bad-utf8', CAST(X'66FF6F' AS TEXT), 's', 'k', 'a1', "
                  "'active', 1, 2)")
+    conn.execute("INSERT INTO sprite_sessions VALUES ('bad-blob', X'6869', 's', 'k', 'a1', 'active', 1, 2)")
     conn.execute("INSERT INTO sprite_sessions VALUES ('good', 'x', 's', 'k', 'a1', 'active', 1, 2)")
     conn.commit()
     conn.close()
@@ -249,21 +251,40 @@ def test_bad_values_are_reported_and_never_changed(sqlite_url, pg, tmp_path):
     rejects = tmp_path / "rejects.tsv"
     result = transfer(sqlite_url, url, "--reject-file", rejects)
     assert result.exit_code == 1
-    assert f"3 rows of sprite_sessions have values PostgreSQL cannot take (each listed in {rejects})" in result.stderr
+    assert f"4 rows of sprite_sessions have values PostgreSQL cannot take (each listed in {rejects})" in result.stderr
     lines = rejects.read_text().splitlines()
     assert lines[0] == "table\tkey\tcolumn\tproblem\tvalue"
     found = {json.loads(line.split("\t")[1])["id"]: line.split("\t")[2:4] for line in lines[1:]}
     assert found == {"bad-int": ["created_at", "text in an integer column"],
                      "bad-nul": ["sprite_name", "NUL character in text"],
-                     "bad-utf8": ["sprite_name", "invalid UTF-8 (byte 1)"]}
+                     "bad-utf8": ["sprite_name", "invalid UTF-8 (byte 1)"],
+                     "bad-blob": ["sprite_name", "blob in a text column"]}
     assert oct(rejects.stat().st_mode & 0o777) == "0o600"
     # the operator chooses to leave them out: the rest arrives, verified
     result = transfer(sqlite_url, url, "--resume", "--on-bad-value", "reject", "--reject-file", rejects)
     assert result.exit_code == 0, result.output
-    assert "3 rows left out for bad values" in result.stderr
+    assert "4 rows left out for bad values" in result.stderr
     ids = {r[0] for r in query(url, "SELECT id FROM sprite_sessions")}
-    assert "good" in ids and not ids & {"bad-int", "bad-nul", "bad-utf8"}
+    assert "good" in ids and not ids & {"bad-int", "bad-nul", "bad-utf8", "bad-blob"}
     assert len(ids) == len(HOSTILE) + 1
+
+
+def test_values_an_integer_column_does_not_take_are_caught(sqlite_url, pg, tmp_path):
+    """Blobs of digits, alone in their batch: sent as their text, PostgreSQL
+    would take them, so they must be caught on the SQLite side."""
+    fill_nitejarctl(sqlite_url)
+    conn = sqlite3.connect(sqlite_url)
+    for key, value in [("blob", b"1"), ("blob2", b"42")]:
+        conn.execute("INSERT INTO sprite_sessions VALUES (?, 'x', 's', 'k', 'a1', 'active', ?, 2)", (key, value))
+    conn.commit()
+    conn.close()
+    rejects = tmp_path / "rejects.tsv"
+    result = transfer(sqlite_url, empty_pg(pg), "--reject-file", rejects)
+    assert result.exit_code == 1
+    found = {json.loads(line.split("\t")[1])["id"]: line.split("\t")[2:4]
+             for line in rejects.read_text().splitlines()[1:]}
+    assert found == {"blob": ["created_at", "blob in an integer column"],
+                     "blob2": ["created_at", "blob in an integer column"]}
 
 
 # ------------------------------------------------- resumable, and beside nitejar

@@ -73,7 +73,7 @@ def transfer(settings, to_url, resume, only, skip, on_bad_value, reject_file, ve
                              on_bad_value=on_bad_value,
                              reject_file=reject_file or f"{source.path}-transfer-rejects.tsv")
     db = settings.database()
-    snapshot, conn = _open(settings, db, destination)
+    snapshot, conn = _open(settings, db, destination, source.path, 0 if verify_only or dry_run else options.lanes)
     try:
         if snapshot.journal_mode != "wal" and not verify_only:
             settings.warn(f"{source.display} is not in WAL mode: nitejar's writers wait while the "
@@ -94,11 +94,11 @@ def transfer(settings, to_url, resume, only, skip, on_bad_value, reject_file, ve
     _report(settings, result, destination, options)
 
 
-def _open(settings, db, destination):
+def _open(settings, db, destination, path, readers):
     from nitejarctl.db import open_database
     from nitejarctl.maintenance.transfer.source import Snapshot
 
-    snapshot = Snapshot(db.connection())
+    snapshot = Snapshot(db.connection(), path, readers)
     peewee = open_database(destination)  # checks the URL and the server, masks the password
     conn = peewee.connection()
     conn.autocommit = False

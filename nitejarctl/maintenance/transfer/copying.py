@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 from nitejarctl import signals
 from nitejarctl.errors import OperationalProblem
+from nitejarctl.maintenance.transfer import lines
 from nitejarctl.maintenance.transfer import rows as R
+from nitejarctl.maintenance.transfer import source as S
 from nitejarctl.maintenance.transfer import target as T
 from nitejarctl.maintenance.transfer.rows import quote
 
@@ -38,17 +40,24 @@ class Layout:
     limits: list
     nullable: list[bool]
     line: object = None  # rows.formatter
-    hashed: object = None  # the line a checksum is taken of, where it is not the COPY line
+    hashed: object = None  # rows.formatter(hashed=True): what a row's checksum is taken of
+    built: lines.Builder | None = None  # batches built by SQLite, where they can be
 
     def __post_init__(self):
         self.line = R.formatter(self.kinds)
-        if R.FLOAT in self.kinds or R.FLOAT4 in self.kinds:
-            self.hashed = R.formatter(self.kinds, hashed=True)
+        self.hashed = R.formatter(self.kinds, hashed=True)
+        if lines.supported(self.kinds):
+            self.built = lines.Builder(self.table, self.columns, self.kinds)
 
     def encode(self, rows) -> tuple[bytes, int]:
         """COPY data and checksum of rows `(rowid, value, …)`."""
-        lines = [self.line(r) for r in rows]
-        return R.encode_batch(lines, None if self.hashed is None else [self.hashed(r) for r in rows])
+        data, hashed = self.copy_data(rows)
+        return data, R.checksum(hashed)
+
+    def copy_data(self, rows) -> tuple[bytes, list[bytes]]:
+        """COPY data of rows `(rowid, value, …)`, and what each row's checksum is taken of."""
+        data = "".join([self.line(r) for r in rows]).encode("utf-8")
+        return data, [self.hashed(r).encode("utf-8") for r in rows]
 
     @property
     def copy_sql(self) -> str:
@@ -108,8 +117,8 @@ class Rejects:
 class _Writer:
     """COPY and commit, batch after batch, in a thread of its own."""
 
-    def __init__(self, conn, layout: Layout, committed):
-        self.conn, self.layout, self.committed = conn, layout, committed
+    def __init__(self, conn, layout: Layout, item: str, committed):
+        self.conn, self.layout, self.item, self.committed = conn, layout, item, committed
         self.queue: queue.Queue = queue.Queue(maxsize=2)
         self.refused: tuple | None = None  # (batch, PostgreSQL's error): a value it would not take
         self.error: BaseException | None = None
@@ -143,7 +152,7 @@ class _Writer:
             if self.stopped:
                 continue
             try:
-                write(cur, self.layout, batch)
+                write(cur, self.layout, self.item, batch)
                 self.conn.commit()
                 self.committed(batch.rows)
             except (psycopg2.DataError, psycopg2.IntegrityError) as exc:
@@ -157,31 +166,32 @@ class _Abandoned(Exception):
     pass
 
 
-def write(cur, layout: Layout, batch: Batch) -> None:
+def write(cur, layout: Layout, item: str, batch: Batch) -> None:
     if batch.data:
         cur.copy_expert(layout.copy_sql, io.BytesIO(batch.data), size=1 << 20)
-    T.record_batch(cur, layout.table.name, batch.upper, batch.rows, batch.checksum, batch.rejected)
+    T.record_batch(cur, item, batch.upper, batch.rows, batch.checksum, batch.rejected)
 
 
 class Stopped(Exception):
     """Another lane failed or the command is ending: stop between batches."""
 
 
-def copy_table(snapshot, conn, layout: Layout, state, *, on_bad: str, rejects: Rejects, progress,
-               stop=lambda: False) -> None:
-    """Copy the table's rows after `state.last_rowid`, committing each batch
-    with its progress row; `progress(n)` after each batch of n rows; `stop()`
-    true ends it between batches (Stopped)."""
+def copy_part(snapshot, conn, layout: Layout, part, *, on_bad: str, rejects: Rejects, progress,
+              stop=lambda: False) -> None:
+    """Copy the part's rows after `part.last_rowid` (up to `part.upto`),
+    committing each batch with its progress row; `progress(n)` after each
+    batch of n rows; `stop()` true ends it between batches (Stopped)."""
     select = snapshot.batch_sql(layout.table.name, layout.columns)
-    after = float("-inf") if state.last_rowid is None else state.last_rowid
+    after = float("-inf") if part.last_rowid is None else part.last_rowid
+    upto = S.upto(part.upto)
     size = FIRST_BATCH
     while True:
-        writer = _Writer(conn, layout, progress)
+        writer = _Writer(conn, layout, part.item, progress)
         unreadable = False  # the next batch has a value the fast path cannot format
         try:
             while not writer.stopped:
                 try:
-                    batch = _read(snapshot, select, layout, after, size)
+                    batch = _read(snapshot, select, layout, after, upto, size)
                 except _FORMAT_ERRORS + (sqlite3.OperationalError,) as exc:
                     if isinstance(exc, sqlite3.OperationalError) and "decode" not in str(exc):
                         raise
@@ -202,10 +212,10 @@ def copy_table(snapshot, conn, layout: Layout, state, *, on_bad: str, rejects: R
         if writer.refused is not None:
             # PostgreSQL refused a batch; the ones after it were not written.
             refused, error = writer.refused
-            done = _bad_batch(snapshot, conn, layout, refused.after, None, on_bad, rejects, error,
-                              upper=refused.upper)
+            done = _bad_batch(snapshot, conn, layout, part.item, refused.after, refused.upper, None, on_bad,
+                              rejects, error)
         elif unreadable:
-            done = _bad_batch(snapshot, conn, layout, after, size, on_bad, rejects, None)
+            done = _bad_batch(snapshot, conn, layout, part.item, after, part.upto, size, on_bad, rejects, None)
         else:
             return
         if done is None:
@@ -214,19 +224,28 @@ def copy_table(snapshot, conn, layout: Layout, state, *, on_bad: str, rejects: R
         after = done.upper
 
 
-def _read(snapshot, select, layout: Layout, after, size) -> Batch | None:
-    rows = snapshot.execute(select, (after, size)).fetchall()
+def _read(snapshot, select, layout: Layout, after, upto: int, size, *, strict: bool = False) -> Batch:
+    """The next batch. Built by SQLite where the layout allows; `strict` also
+    leaves to the Python way a batch with text PostgreSQL would refuse
+    (invalid UTF-8, NUL), which is then a format error as it was there."""
+    if layout.built is not None and snapshot.utf8:
+        built = layout.built.batch(snapshot, after, upto, size)
+        if built is not None and not (strict and not _valid_text(built[2])):
+            upper, n, data, hashed = built
+            return Batch(after, upper, data, n, R.checksum(hashed) if n else 0)
+        # a value holds a marker byte, or refused text: this batch the Python way
+    rows = snapshot.execute(select, (after, upto, size)).fetchall()
     if not rows:
         return Batch(after, after, b"", 0, 0)
-    data, checksum = layout.encode(rows)
-    return Batch(after, rows[-1][0], data, len(rows), checksum)
+    data, hashed = layout.copy_data(rows)
+    return Batch(after, rows[-1][0], data, len(rows), R.checksum(hashed))
 
 
-def _bad_batch(snapshot, conn, layout: Layout, after, size, on_bad, rejects: Rejects, error, upper=None):
-    """The rows after `after` (up to `upper`, or `size` of them) value by
+def _bad_batch(snapshot, conn, layout: Layout, item, after, upper, size, on_bad, rejects: Rejects, error):
+    """The rows after `after` (up to `upper`, at most `size` of them) value by
     value: bad ones reported, the others copied (with --on-bad-value reject)."""
     table = layout.table
-    raw = snapshot.raw_rows(table.name, layout.columns, after, upper, None if upper else size)
+    raw = snapshot.raw_rows(table.name, layout.columns, after, upper, size)
     if not raw:
         return None
     good, bad_rows = [], []
@@ -250,9 +269,19 @@ def _bad_batch(snapshot, conn, layout: Layout, after, size, on_bad, rejects: Rej
     data, checksum = layout.encode(good)
     batch = Batch(after, raw[-1][0], data, len(good), checksum, bad_rows)
     with signals.deferred(), conn.cursor() as cur:
-        write(cur, layout, batch)
+        write(cur, layout, item, batch)
         conn.commit()
     return batch
+
+
+def _valid_text(data: bytes) -> bool:
+    if b"\x00" in data:
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def source_checksum(snapshot, layout: Layout, skip=()) -> tuple[int, int]:
@@ -263,12 +292,13 @@ def source_checksum(snapshot, layout: Layout, skip=()) -> tuple[int, int]:
     after, n, total = float("-inf"), 0, 0
     while True:
         try:
-            rows = snapshot.execute(select, (after, 20000)).fetchall()
-            if not rows:
+            batch = _read(snapshot, select, layout, after, S.MAX_ROWID, 20000, strict=True)
+            if not batch.rows:
                 return n, total
-            upper = rows[-1][0]
-            rows = [r for r in rows if r[0] not in skip]
-            checksum = layout.encode(rows)[1]
+            upper, count, checksum = batch.upper, batch.rows, batch.checksum
+            if skip and any(after < r <= upper for r in skip):
+                rows = [r for r in snapshot.execute(select, (after, upper, 20000)).fetchall() if r[0] not in skip]
+                count, checksum = len(rows), layout.encode(rows)[1]
         except _FORMAT_ERRORS + (sqlite3.OperationalError,):
             # a bad value (left out of the target too): the batch value by value
             raw = snapshot.raw_rows(layout.table.name, layout.columns, after, None, 20000)
@@ -276,5 +306,5 @@ def source_checksum(snapshot, layout: Layout, skip=()) -> tuple[int, int]:
             rows = [(r[0],) + R.decoded(layout.kinds, r[1::2], r[2::2]) for r in raw
                     if r[0] not in skip and not R.classify(layout.kinds, layout.columns, layout.limits,
                                                            layout.nullable, r[1::2], r[2::2])]
-            checksum = layout.encode(rows)[1]
-        n, total, after = n + len(rows), total + checksum, upper
+            count, checksum = len(rows), layout.encode(rows)[1]
+        n, total, after = n + count, total + checksum, upper

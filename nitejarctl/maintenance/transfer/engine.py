@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from dataclasses import dataclass, field
 
 from nitejarctl.errors import OperationalProblem, UsageProblem
-from nitejarctl.maintenance.transfer import ddl, finishing
+from nitejarctl.maintenance.transfer import ddl, finishing, lanes, lines
 from nitejarctl.maintenance.transfer import target as T
-from nitejarctl.maintenance.transfer.copying import Layout, Rejects, Stopped, copy_table
+from nitejarctl.maintenance.transfer.copying import Layout, Rejects
 from nitejarctl.maintenance.transfer.source import MIGRATION_TABLES, Snapshot
 
 
@@ -23,7 +24,9 @@ class Options:
     on_bad_value: str = "fail"
     reject_file: str = "transfer-rejects.tsv"
     workers: int = 4  # connections that build keys and indexes and take checksums
-    lanes: int = 3  # tables copied at once
+    # tables (or parts of one) copied at once: up to three, no more than the
+    # machine has cores (each lane's reading and formatting is CPU work)
+    lanes: int = field(default_factory=lambda: min(3, os.cpu_count() or 1))
 
 
 @dataclass
@@ -125,9 +128,8 @@ def run(snapshot: Snapshot, conn, target_url, options: Options, hooks: Hooks, op
                         for c, k in zip(layout.columns, layout.kinds) if k == "float4"]
     by_name = {r.table: r for r in result.tables}
     rejects = Rejects(options.reject_file)
-    fresh = {n for n, s in states.items() if s.last_rowid is None}
+    fresh = {n for n, s in states.items() if s.fresh}
     order = sorted(plan, key=lambda n: -_size(snapshot, n))
-    pending = [n for n in order if states[n].state == "pending"]
     try:
         with finishing.Workers(target_url, options.workers) as workers:
             def finish(name):
@@ -138,8 +140,8 @@ def run(snapshot: Snapshot, conn, target_url, options: Options, hooks: Hooks, op
             for name in order:
                 if states[name].state != "pending":
                     finish(name)
-            _copy_lanes(snapshot, conn, target_url, pending, states, layouts, by_name, options, rejects,
-                        hooks, finish)
+            lanes.copy(snapshot, conn, target_url, order, states, layouts, by_name, options, rejects, hooks,
+                       finish)
             workers.wait()
             finishing.foreign_keys(conn, workers, plan, [(i, s) for i, s, d in structures
                                                           if s.kind == "fk" and not d], result)
@@ -164,60 +166,6 @@ def run(snapshot: Snapshot, conn, target_url, options: Options, hooks: Hooks, op
     return result
 
 
-def _copy_lanes(snapshot, conn, target_url, pending, states, layouts, by_name, options, rejects, hooks,
-                finish) -> None:
-    """Copy the pending tables, largest first, on `options.lanes` connections
-    at once (PostgreSQL's side of COPY is the slower one: two backends keep
-    both cores busy); each table, once copied, goes to the workers."""
-    import threading
-
-    todo = list(pending)
-    lock = threading.Lock()
-    failed: list[BaseException] = []
-
-    def lane(c):
-        while True:
-            with lock:
-                if not todo or failed:
-                    return
-                name = todo.pop(0)
-            began = time.monotonic()
-            state = states[name]
-            with hooks.progress(name, lambda n=name: snapshot.count(n)) as bar:
-                bar.advance(state.rows)
-                copy_table(snapshot, c, layouts[name], state, on_bad=options.on_bad_value, rejects=rejects,
-                           progress=bar.advance, stop=lambda: bool(failed))
-            by_name[name].seconds = time.monotonic() - began
-            with c.cursor() as cur:
-                T.set_state(cur, "table:" + name, "copied")
-            c.commit()
-            finish(name)
-
-    def other_lane(c):
-        try:
-            lane(c)
-        except BaseException as exc:
-            failed.append(exc)
-        finally:
-            c.close()
-
-    threads = [threading.Thread(target=other_lane, args=(finishing.connect(target_url),), daemon=True)
-               for _ in range(min(options.lanes, len(todo)) - 1)]
-    for thread in threads:
-        thread.start()
-    try:
-        lane(conn)
-    except BaseException as exc:
-        failed.append(exc)
-        raise
-    finally:
-        for thread in threads:
-            thread.join()
-    errors = [e for e in failed if not isinstance(e, Stopped)]
-    if errors:
-        raise errors[0]
-
-
 def _finished(conn, names) -> bool:
     """A transfer resumed after it had finished (killed after its last step):
     no progress table, and the tables have their rows."""
@@ -236,7 +184,8 @@ def _layout(snapshot: Snapshot, conn, name: str) -> Layout:
     table = snapshot.tables[name]
     cols = T.columns(conn, name)
     conn.commit()
-    chosen = [cols[c.name] for c in table.columns]
+    # Real columns last: SQLite builds each line up to them (lines.py).
+    chosen = sorted((cols[c.name] for c in table.columns), key=lambda c: c.kind in lines.REALS)
     return Layout(table, [c.name for c in chosen], [c.kind for c in chosen], [c.limit for c in chosen],
                   [c.nullable for c in chosen])
 
@@ -252,6 +201,9 @@ def _prepare(snapshot: Snapshot, conn, names, options: Options, result: Result, 
                                      "(or give an empty database)")
         about, states, _ = T.load_progress(conn)
         conn.commit()
+        if about.get("layout") != T.LAYOUT:
+            raise OperationalProblem("the transfer in the target was begun by another version of nitejarctl: "
+                                     "start again into an empty database")
         if about.get("fingerprint") != fingerprint(snapshot, about.get("tables", [])):
             raise OperationalProblem("the source's schema changed since this transfer began: "
                                      "start again into an empty database")
@@ -303,8 +255,9 @@ def _prepare(snapshot: Snapshot, conn, names, options: Options, result: Result, 
             cur.execute(T.drop_sql(s))
             s.statement = _not_valid(s)
         T.create_progress(cur)
+        parts = {n: snapshot.parts(n, options.lanes, lanes.PART_ROWS) for n in plan}
         T.record_plan(cur, {"tables": plan, "fingerprint": fingerprint(snapshot, plan)}, plan,
-                      catalogued + (structures or []))
+                      catalogued + (structures or []), parts)
     conn.commit()
     return plan
 

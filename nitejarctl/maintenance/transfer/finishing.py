@@ -1,10 +1,11 @@
-"""After a table's data: its keys and indexes, ANALYZE and its checksum, on
+"""After a table's data: its indexes and keys, its checksum and ANALYZE, on
 connections of their own while the next table is copied; then the foreign
 keys and the verification of every table."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import re
 import threading
 
 from nitejarctl.errors import OperationalProblem
@@ -60,45 +61,98 @@ class Workers:
 
     def submit(self, fn, *args):
         future = self.pool.submit(fn, *args)
-        self.futures.append(future)
+        with self._lock:
+            self.futures.append(future)
         return future
 
     def finish_table(self, name: str, structures, checksum_sql: str | None = None) -> None:
-        """Build the table's keys (in order), ANALYZE it, build each of its
-        indexes and take its checksum (`checksum_sql`): separate jobs, so that
-        several connections share a large table's work (a key, which locks the
-        table, makes the others wait their turn)."""
-        keys = [(i, s) for i, s in structures if s.kind == "key"]
-        self.submit(self._build, name, keys, True)
-        for item in structures:
-            if item[1].kind != "key":
-                self.submit(self._build, name, [item], False)
+        """Build the table's indexes (a key's too), each a job of its own, and
+        take its checksum, on as many connections at once; once they are all
+        done, add its keys onto their indexes (a moment's lock) and ANALYZE it.
+        An index build and a checksum take locks that let each other run."""
+        jobs = [(self._build, [item]) for item in structures if item[1].kind == "index"]
+        jobs += [(self._unique_index, item[1]) for item in structures if item[1].kind == "key"]
         if checksum_sql is not None:
-            self.submit(self._checksum, name, checksum_sql)
+            jobs.append((self._checksum, checksum_sql))
+        keys = [item for item in structures if item[1].kind == "key"]
+        left = [len(jobs)]
 
-    def _build(self, name: str, structures, analyze: bool) -> None:
+        def job(fn, arg):
+            fn(name, arg)
+            with self._lock:
+                left[0] -= 1
+                last = not left[0]
+            if last:
+                self.submit(self._keys, name, keys)
+
+        if not jobs:
+            self.submit(self._keys, name, keys)
+        for fn, arg in jobs:
+            self.submit(job, fn, arg)
+
+    def _build(self, name: str, structures) -> None:
         conn = self.conn()
         with conn.cursor() as cur:
             for item, structure in structures:
-                try:
-                    cur.execute(structure.statement)
-                except Exception as exc:
-                    conn.rollback()
-                    raise OperationalProblem(f"cannot build {structure.name} on {name}: "
-                                             f"{' '.join(str(exc).split())}") from None
+                _execute(conn, cur, name, structure, structure.statement)
                 T.set_state(cur, item, "done")
                 conn.commit()
-            if analyze:
-                cur.execute(f"ANALYZE {quote(name)}")
+
+    def _unique_index(self, name: str, structure) -> None:
+        """A key's unique index, built as any index is (no lock that stops the
+        other builds); added as the key once they are all done (_keys)."""
+        index = _key_index(structure)
+        if index is not None:
+            conn = self.conn()
+            with conn.cursor() as cur:
+                _execute(conn, cur, name, structure, index[0])
+            conn.commit()
+
+    def _keys(self, name: str, keys) -> None:
+        conn = self.conn()
+        with conn.cursor() as cur:
+            for item, structure in keys:
+                index = _key_index(structure)
+                _execute(conn, cur, name, structure, structure.statement if index is None else index[1])
+                T.set_state(cur, item, "done")
+                conn.commit()
+            cur.execute(f"ANALYZE {quote(name)}")
         conn.commit()
 
     def _checksum(self, name: str, sql: str) -> None:
         self.checksums[name] = _target_checksum(self, sql)
 
     def wait(self) -> None:
-        futures, self.futures = self.futures, []
-        for future in futures:
-            future.result()
+        """Until every job is done, those submitted meanwhile too."""
+        while True:
+            with self._lock:
+                futures, self.futures = self.futures, []
+            if not futures:
+                return
+            for future in futures:
+                future.result()
+
+
+def _execute(conn, cur, name: str, structure, statement: str) -> None:
+    try:
+        cur.execute(statement)
+    except Exception as exc:
+        conn.rollback()
+        raise OperationalProblem(f"cannot build {structure.name} on {name}: "
+                                 f"{' '.join(str(exc).split())}") from None
+
+
+def _key_index(structure) -> tuple[str, str] | None:
+    """A primary key or unique constraint `ALTER TABLE t ADD CONSTRAINT c
+    PRIMARY KEY|UNIQUE (columns)` as (its unique index, the constraint added
+    onto that index); None for any other form, which is built as it is."""
+    table, name = quote(structure.table), quote(structure.name)
+    head = f"ALTER TABLE {table} ADD CONSTRAINT {name} "
+    found = re.fullmatch(r"(PRIMARY KEY|UNIQUE) (\([^()]*\))", structure.statement[len(head):])
+    if not structure.statement.startswith(head) or found is None:
+        return None
+    return (f"CREATE UNIQUE INDEX IF NOT EXISTS {name} ON {table} {found.group(2)}",
+            f"{head}{found.group(1)} USING INDEX {name}")
 
 
 def foreign_keys(conn, workers: Workers, names, pending, result) -> None:

@@ -1,10 +1,12 @@
 """Rows as COPY text, their checksum, and the values PostgreSQL cannot take.
 
-Every copied row becomes one line of COPY's text format. The line is also
-what the row's checksum is taken of (md5, first 8 bytes as a signed integer,
-summed over the table: order-independent), and db-side `checksum_sql`
-rebuilds exactly that line from the stored values, so that the target's
-checksum is computed the same way as the source's.
+Every copied row becomes one line of COPY's text format. A row's checksum
+(md5, first 8 bytes as a signed integer, summed over the table:
+order-independent) is taken of its values unescaped, each as COPY writes it
+(a float as its 8 bytes in hex), joined by \x01, NULL as \x03: what SQLite
+builds for a batch before it is escaped (lines.py), and what db-side
+`checksum_sql` rebuilds from the stored values without an escape to undo, so
+that the target's checksum is computed the same way as the source's.
 
 A value of the wrong kind (text in an integer column, invalid UTF-8, a NUL
 character, …) makes the fast path fail — a Python error while formatting, or
@@ -14,7 +16,7 @@ by value to name each bad value with its row and column.
 
 from __future__ import annotations
 
-import hashlib
+import operator
 import struct
 
 # Target column kinds (target.column_kind maps PostgreSQL types onto them).
@@ -26,7 +28,7 @@ NULL = "\\N"
 
 def float4(value) -> float:
     """The value a PostgreSQL real (4 bytes) stores for `value`."""
-    return struct.unpack("f", struct.pack("f", float(value)))[0]
+    return struct.unpack("f", struct.pack("f", value * 1.0))[0]
 
 
 def escape(text: str) -> str:
@@ -35,7 +37,7 @@ def escape(text: str) -> str:
 
 _EXPRESSIONS = {
     INT: "str(v{i})",
-    FLOAT: "repr(float(v{i}))",
+    FLOAT: "repr(v{i} * 1.0)",  # an int or a float; text or a blob is a TypeError, not a number
     FLOAT4: "repr(float4(v{i}))",
     TEXT: (r"v{i}.replace('\\', '\\\\').replace('\t', '\\t').replace('\n', '\\n')"
            r".replace('\r', '\\r')"),
@@ -43,38 +45,45 @@ _EXPRESSIONS = {
 }
 
 
-# In the line a checksum is taken of, a float is its 8 bytes in hex: what
-# PostgreSQL prints of a double is not always Python's shortest repr.
-_HASHED = dict(_EXPRESSIONS, **{FLOAT: "pack('>d', v{i}).hex()", FLOAT4: "pack('>d', float4(v{i})).hex()"})
+# What a checksum is taken of: the values unescaped, a float as its 8 bytes
+# in hex (what PostgreSQL prints of a double is not always Python's
+# shortest repr).
+_HASHED = dict(_EXPRESSIONS, **{TEXT: "v{i}", BYTEA: r"'\\x' + v{i}.hex()", FLOAT: "pack('>d', v{i}).hex()",
+                                FLOAT4: "pack('>d', float4(v{i})).hex()"})
+HASHED_SEPARATOR, HASHED_NULL = "\x01", "\x03"
 
 
-def formatter(kinds, *, hashed: bool = False):
+def formatter(kinds, *, hashed: bool = False, lead: int = 1):
     """A function of a row `(rowid, value, …)` giving its COPY line (with
-    `hashed`, the line its checksum is taken of).
+    `hashed`, what its checksum is taken of, no line end); `lead`: the items
+    before the values (the rowid).
 
     Generated per table so that a row costs one Python call, not one per value
     (a million-row table is formatted in a second or two)."""
     expressions = _HASHED if hashed else _EXPRESSIONS
-    names = "".join(f"v{i}, " for i in range(len(kinds)))
-    values = ", ".join(f"{NULL!r} if v{i} is None else {expressions[kind].format(i=i)}"
+    names = "_, " * lead + "".join(f"v{i}, " for i in range(len(kinds)))
+    null, separator, end = (HASHED_NULL, HASHED_SEPARATOR, "") if hashed else (NULL, "\t", "\n")
+    values = ", ".join(f"{null!r} if v{i} is None else {expressions[kind].format(i=i)}"
                        for i, kind in enumerate(kinds))
-    source = f"def line(row):\n    _, {names}= row\n    return '\\t'.join(({values},)) + '\\n'\n"
+    source = f"def line(row):\n    {names}= row\n    return {separator!r}.join(({values},)) + {end!r}\n"
     scope = {"float4": float4, "pack": struct.pack}
     exec(compile(source, "<transfer formatter>", "exec"), scope)  # noqa: S102
     return scope["line"]
 
 
-def row_hash(line: bytes) -> int:
-    return int.from_bytes(hashlib.md5(line).digest()[:8], "big", signed=True)
+try:  # CPython's own md5 costs less per call than OpenSSL's, and a call is per row
+    from _md5 import md5 as _md5
+except ImportError:  # pragma: no cover - a Python built without it
+    from hashlib import md5 as _md5
+
+_DIGEST = operator.methodcaller("digest")
+_FIRST_8 = struct.Struct(">q8x")  # a row's hash: the first 8 bytes of its md5, as a signed integer
 
 
-def encode_batch(lines: list[str], hashed: list[str] | None = None) -> tuple[bytes, int]:
-    """The COPY data of a batch and the sum of its rows' hashes (of `hashed`,
-    the lines to take them of, when they differ from the COPY lines)."""
-    encoded = [line.encode("utf-8") for line in lines]
-    if hashed is None:
-        return b"".join(encoded), sum(map(row_hash, encoded))
-    return b"".join(encoded), sum(row_hash(line.encode("utf-8")) for line in hashed)
+def checksum(rows) -> int:
+    """The sum of the hashes of rows, each what `formatter(hashed=True)` gives (as bytes)."""
+    digests = b"".join(map(_DIGEST, map(_md5, rows)))
+    return sum(h for (h,) in _FIRST_8.iter_unpack(digests))
 
 
 # ------------------------------------------------------------- bad values
@@ -145,21 +154,20 @@ def shown(value, width: int = 200) -> str:
 
 def checksum_sql(table: str, columns, kinds) -> str:
     """count(*) and the checksum of `table`, rebuilt from its stored values
-    exactly as `formatter` writes each row's line."""
+    exactly as `formatter(hashed=True)` writes each row."""
     parts = []
     for name, kind in zip(columns, kinds):
         c = quote(name)
         if kind == TEXT:
-            expr = (f"replace(replace(replace(replace({c}, '\\', '\\\\'), E'\\t', '\\t'), "
-                    f"E'\\n', '\\n'), E'\\r', '\\r')")
+            expr = c
         elif kind == BYTEA:
-            expr = f"'\\\\x' || encode({c}, 'hex')"
+            expr = f"'\\x' || encode({c}, 'hex')"
         elif kind in (FLOAT, FLOAT4):
             expr = f"encode(float8send({c}::float8), 'hex')"
         else:
             expr = f"{c}::text"
-        parts.append(f"coalesce({expr}, '\\N')")
-    line = f"concat_ws(E'\\t', {', '.join(parts)}) || E'\\n'"
+        parts.append(f"coalesce({expr}, chr(3))")
+    line = f"concat_ws(chr(1), {', '.join(parts)})"
     return (f"SELECT count(*), coalesce(sum(('x' || left(md5({line}), 16))"
             f"::bit(64)::bigint), 0) FROM {quote(table)}")
 

@@ -8,6 +8,7 @@ not in the snapshot.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from dataclasses import dataclass, field
@@ -19,6 +20,13 @@ from nitejarctl.errors import OperationalProblem
 INTERNAL = re.compile(r"^sqlite_")
 MIGRATION_TABLES = ("kysely_migration", "kysely_migration_lock", "nitejarctl_migrations")
 MIN_ROWID = -(2**63)
+MAX_ROWID = 2**63 - 1
+SNAPSHOT_TRIES = 5
+
+
+def upto(bound: int | None) -> int:
+    """A rowid range's upper bound as a query parameter (None: no bound)."""
+    return MAX_ROWID if bound is None else bound
 
 
 @dataclass
@@ -84,17 +92,62 @@ class Table:
 
 
 class Snapshot:
-    """A read transaction on the source file, and what is read through it."""
+    """A read transaction on the source file, and what is read through it.
 
-    def __init__(self, conn: sqlite3.Connection):
+    With `readers`, as many more connections to the file (`path`) read the
+    very same snapshot, so that several tables or parts of one are read at
+    once: each begins its read transaction between two looks at `PRAGMA
+    data_version` on a connection of its own, which differ when anything was
+    committed in between (then all begin again; after a few tries, nitejar
+    writing all the time, the transfer reads through the one connection)."""
+
+    def __init__(self, conn: sqlite3.Connection, path: str | None = None, readers: int = 0):
         self.conn = conn
         self.journal_mode = conn.execute("PRAGMA journal_mode").fetchone()[0].lower()
-        conn.execute("BEGIN")
-        # The snapshot starts with the first read, and holds until the end.
+        # Text as SQLite stores it is what a batch built by SQLite sends (lines.py).
+        self.utf8 = conn.execute("PRAGMA encoding").fetchone()[0].upper() == "UTF-8"
+        self.readers: list[Snapshot] = []
+        others = self._begin(path, readers)
+        # The snapshot started with the first read, and holds until the end.
         self.tables = self._tables()
         self.sequences = self._sequences()
+        for other in others:
+            reader = Snapshot.__new__(Snapshot)
+            reader.__dict__.update(self.__dict__, conn=other, readers=[])
+            self.readers.append(reader)
+
+    def _begin(self, path, readers) -> list[sqlite3.Connection]:
+        def begin(conn):
+            conn.execute("BEGIN")
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+
+        if not readers or path is None:
+            begin(self.conn)
+            return []
+        from urllib.parse import quote
+
+        uri = f"file:{quote(os.path.abspath(path))}?mode=ro"
+        probe, *others = [sqlite3.connect(uri, uri=True, isolation_level=None, timeout=5, check_same_thread=False)
+                          for _ in range(readers + 1)]
+        try:
+            for _ in range(SNAPSHOT_TRIES):
+                before = probe.execute("PRAGMA data_version").fetchone()[0]
+                for conn in [self.conn, *others]:
+                    begin(conn)
+                if probe.execute("PRAGMA data_version").fetchone()[0] == before:
+                    return others
+                for conn in [self.conn, *others]:
+                    conn.execute("ROLLBACK")
+            for conn in others:
+                conn.close()
+            begin(self.conn)
+            return []
+        finally:
+            probe.close()
 
     def close(self) -> None:
+        for reader in self.readers:
+            reader.conn.close()
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
 
@@ -164,20 +217,34 @@ class Snapshot:
         return {c: (row[2 * i], row[2 * i + 1]) for i, c in enumerate(cols)}
 
     def batch_sql(self, table: str, columns) -> str:
+        """The rows after a rowid, up to a rowid, at most so many (parameters)."""
         cols = ", ".join(_quote(c) for c in columns)
-        return f"SELECT rowid, {cols} FROM {_quote(table)} WHERE rowid > ? ORDER BY rowid LIMIT ?"
+        return f"SELECT rowid, {cols} FROM {_quote(table)} WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?"
 
     def raw_rows(self, table: str, columns, after, upper: int | None, limit: int | None):
-        """Rows after `after` (up to `upper`, or `limit` of them) as stored: text
-        as bytes (cast in SQL, so that no other reader's types change), with
-        each value's storage class — what bad values are told apart by."""
+        """Rows after `after` (up to `upper`, at most `limit` of them) as stored:
+        text as bytes (cast in SQL, so that no other reader's types change),
+        with each value's storage class — what bad values are told apart by."""
         cols = ", ".join(f"CASE WHEN typeof({_quote(c)}) = 'text' THEN CAST({_quote(c)} AS BLOB) "
                          f"ELSE {_quote(c)} END, typeof({_quote(c)})" for c in columns)
-        bound = "" if upper is None else " AND rowid <= ?"
-        params = (after,) if upper is None else (after, upper)
         limit_sql = "" if limit is None else f" LIMIT {int(limit)}"
-        return self.conn.execute(f"SELECT rowid, {cols} FROM {_quote(table)} WHERE rowid > ?{bound} "
-                                 f"ORDER BY rowid{limit_sql}", params).fetchall()
+        return self.conn.execute(f"SELECT rowid, {cols} FROM {_quote(table)} WHERE rowid > ? AND rowid <= ? "
+                                 f"ORDER BY rowid{limit_sql}", (after, upto(upper))).fetchall()
+
+    def parts(self, table: str, count: int, least: int) -> list[tuple[int | None, int | None]]:
+        """The table in `count` rowid ranges (after, up to) of about as many
+        rowids each, none spanning under `least` rowids; None: no bound.
+        Taken from the ends of the rowid range, which SQLite finds in its
+        b-tree at once (counting or stepping through the rows reads them all)."""
+        # one aggregate a query: SQLite looks up a lone min() or max(), and scans for both
+        low, high = (self.conn.execute(f"SELECT {end}(rowid) FROM {_quote(table)}").fetchone()[0]
+                     for end in ("min", "max"))
+        if low is None:
+            return [(None, None)]
+        span = high - low + 1
+        count = max(1, min(count, span // max(1, least)))
+        edges = [None, *(low - 1 + span * k // count for k in range(1, count)), None]
+        return list(zip(edges, edges[1:]))
 
     def keys_of(self, table: Table, rowid: int) -> dict:
         if table.key_columns == ["rowid"]:

@@ -11,13 +11,14 @@ transfer killed at any moment knows exactly what it has done.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nitejarctl.errors import OperationalProblem
 from nitejarctl.maintenance.transfer import rows as R
 from nitejarctl.maintenance.transfer.rows import quote
 
 PROGRESS = "nitejarctl_transfer"
+LAYOUT = 3  # of the progress table (and its checksums); a transfer begun with another is not resumed
 
 
 @dataclass
@@ -141,20 +142,31 @@ def create_progress(cur) -> None:
         rejected text NOT NULL DEFAULT '', state text NOT NULL DEFAULT 'pending')""")
 
 
-def record_plan(cur, about: dict, table_names, structures) -> None:
+def record_plan(cur, about: dict, table_names, structures, parts: dict) -> None:
+    """The plan: the transfer (`about`), each table, its parts — `parts[name]`,
+    rowid ranges (after, up to; None: no bound) — and each structure."""
     cur.execute(f"INSERT INTO {PROGRESS} (item, kind, statement) VALUES ('transfer', 'transfer', %s)",
-                (json.dumps(about),))
+                (json.dumps(dict(about, layout=LAYOUT)),))
     for name in table_names:
         cur.execute(f"INSERT INTO {PROGRESS} (item, table_name, kind) VALUES (%s, %s, 'table')",
                     ("table:" + name, name))
+        for k, (after, upto) in enumerate(parts.get(name) or [(None, None)]):
+            cur.execute(f"INSERT INTO {PROGRESS} (item, table_name, kind, statement, last_rowid) "
+                        "VALUES (%s, %s, 'part', %s, %s)", (f"part:{name}:{k:04d}", name, json.dumps([after, upto]),
+                                                          after))
     for i, s in enumerate(structures):
         cur.execute(f"INSERT INTO {PROGRESS} (item, table_name, kind, statement) VALUES (%s, %s, %s, %s)",
                     (f"{s.kind}:{i:05d}:{s.name}", s.table, s.kind, s.statement))
 
 
 @dataclass
-class TableState:
-    name: str
+class PartState:
+    """A rowid range of a table, copied batch by batch: the rows after
+    `after` up to `upto` (None: no bound), copied up to `last_rowid`."""
+
+    item: str
+    after: int | None
+    upto: int | None
     last_rowid: int | None
     rows: int
     checksum: int
@@ -162,28 +174,57 @@ class TableState:
     state: str
 
 
+@dataclass
+class TableState:
+    name: str
+    state: str
+    parts: list[PartState] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(p.rows for p in self.parts)
+
+    @property
+    def checksum(self) -> int:
+        return sum(p.checksum for p in self.parts)
+
+    @property
+    def rejected(self) -> list[int]:
+        return [r for p in self.parts for r in p.rejected]
+
+    @property
+    def fresh(self) -> bool:
+        """Not a batch of it copied before this run (by an earlier snapshot)."""
+        return all(p.last_rowid == p.after and not p.rows and not p.rejected for p in self.parts)
+
+
 def load_progress(conn):
     """(about, {table: TableState}, [(item, Structure, done)]) of an earlier transfer."""
     with conn.cursor() as cur:
         cur.execute(f"SELECT item, table_name, kind, statement, last_rowid, rows, checksum, rejected, state "
                     f"FROM {PROGRESS} ORDER BY item")
-        about, states, pending = {}, {}, []
+        about, states, parts, pending = {}, {}, [], []
         for item, table, kind, statement, last, n, checksum, rejected, state in cur.fetchall():
             if kind == "transfer":
                 about = json.loads(statement)
             elif kind == "table":
-                states[table] = TableState(table, last, n, int(checksum),
-                                           [int(x) for x in rejected.split(",") if x], state)
+                states[table] = TableState(table, state)
+            elif kind == "part":
+                after, upto = json.loads(statement)
+                parts.append((table, PartState(item, after, upto, last, n, int(checksum),
+                                               [int(x) for x in rejected.split(",") if x], state)))
             else:
                 pending.append((item, Structure(table, kind, item.split(":", 2)[2], statement),
                                 state == "done"))
+        for table, part in parts:
+            states[table].parts.append(part)
         return about, states, pending
 
 
-def record_batch(cur, table: str, last_rowid: int, n: int, checksum: int, rejected=()) -> None:
+def record_batch(cur, item: str, last_rowid: int, n: int, checksum: int, rejected=()) -> None:
     extra = "".join(f"{r}," for r in rejected)
     cur.execute(f"UPDATE {PROGRESS} SET last_rowid = %s, rows = rows + %s, checksum = checksum + %s, "
-                f"rejected = rejected || %s WHERE item = %s", (last_rowid, n, checksum, extra, "table:" + table))
+                f"rejected = rejected || %s WHERE item = %s", (last_rowid, n, checksum, extra, item))
 
 
 def set_state(cur, item: str, state: str) -> None:
