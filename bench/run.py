@@ -56,7 +56,8 @@ SCENARIOS = [
     Scenario("sessions-close-stale", ["sessions", "close", "--stale", "1h"], 1.5),
     Scenario("sessions-purge", ["sessions", "purge", "--older-than", "1d", "--yes"], 1.5),
     Scenario("memories-decay", ["memories", "decay"], 1.5),
-    Scenario("memories-prune", ["memories", "prune", "--below", "0.1", "--yes"], 1.5),
+    Scenario("memories-prune", ["memories", "prune", "--below", "0.1", "--keep", "1000000", "--yes"], 1.5),
+    Scenario("memories-prune-capped", ["memories", "prune", "--below", "0.1", "--yes"], 1.5),
     Scenario("idempotency-prune", ["idempotency", "prune", "--older-than", "30d", "--yes"], 1.5),
     Scenario("compaction-run", ["compaction", "run"], 1.0, flat_check=True),
 ]
@@ -254,7 +255,7 @@ def verify(scenario: str, a_path: str, b_path: str, t0: int, counts: dict, ctx: 
             diff += abs(scalar(conn, "SELECT count(*) FROM main.agent_memories")
                         - scalar(conn, "SELECT count(*) FROM other.agent_memories"))
             work = scalar(conn, "SELECT count(*) FROM main.agent_memories WHERE updated_at > ?", (t0,))
-        elif scenario == "memories-prune":
+        elif scenario in ("memories-prune", "memories-prune-capped"):
             diff = _same(conn, "agent_memories", "id, strength")
             work = counts["agent_memories"] - scalar(conn, "SELECT count(*) FROM main.agent_memories")
         elif scenario == "idempotency-prune":

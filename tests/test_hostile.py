@@ -416,7 +416,7 @@ def encoding_cases():
 def usage_cases():
     yield Case(("sessions", "list", "-o", "yaml"), 2, _usage(
         "sessions list", "Invalid value for '-o' / '--output': 'yaml' is not one of 'table', 'json', "
-                         "'jsonl', 'csv', 'tsv', 'ids'."))
+                         "'jsonl', 'csv', 'tsv', 'ids', 'count'."))
     yield Case(("sessions", "list", "--status", "' OR 1=1 --"), 2, _usage(
         "sessions list", "Invalid value for '--status': \"' OR 1=1 --\" is not one of 'active', 'closed', "
                          "'error', 'all'."))

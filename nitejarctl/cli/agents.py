@@ -73,7 +73,7 @@ def agents():
     """
 
 
-@agents.command(name="list")
+@agents.command(name="list", counts=True)
 @click.option("--status", help="Only agents with this status (idle, busy, …).")
 @limit_option
 @pass_settings

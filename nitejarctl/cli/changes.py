@@ -11,12 +11,13 @@ on SIGTERM, 1 on an error.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sys
 
 import click
 
-from nitejarctl.cli.options import TABLE_LIMIT
+from nitejarctl.cli.options import COUNT, TABLE_LIMIT
 from nitejarctl.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted, Terminated
 
 
@@ -64,19 +65,24 @@ def run_bulk(settings, change, *, fields, columns, words: Words, dry_run: bool =
     values of the rows it reports; `remaining()` counts the rows still to
     change, or `total` is known beforehand (for the progress bar, and an
     interruption's report); `display` turns the rows a table shows into what
-    it shows."""
-    from nitejarctl.output import LineWriter
-    from nitejarctl.output.spool import Spool
+    it shows. With -o count no row is read at all (the statements return
+    none): only their number is printed."""
+    if settings.fmt == COUNT:
+        spool = None
+    elif settings.fmt == "table":
+        from nitejarctl.output.spool import Spool
 
-    if settings.fmt == "table":
         spool = Spool(fields, keep=TABLE_LIMIT)
     else:
+        from nitejarctl.output import LineWriter
+        from nitejarctl.output.spool import Spool
+
         spool = Spool(fields, writer=LineWriter(columns, settings.fmt, id_field=id_field, fields=fields))
     done = 0
     if remaining is not None:
         def total():
             return done + remaining()
-    with spool:
+    with contextlib.nullcontext() if spool is None else spool:
         with settings.progress(words.label or words.verb, total) as bar:
             def progress(n: int) -> None:
                 nonlocal done
@@ -84,14 +90,18 @@ def run_bulk(settings, change, *, fields, columns, words: Words, dry_run: bool =
                 bar.update(done)
 
             try:
-                n = change(settings.bulk(sink=spool.add, progress=progress, dry_run=dry_run))
+                n = change(settings.bulk(sink=None if spool is None else spool.add, progress=progress,
+                                         dry_run=dry_run))
             except BaseException as exc:
                 bar.stop()
                 if dry_run:
                     raise
                 _stopped(settings, spool, columns, words, done, total, exc, display)
                 raise
-        _show(settings, spool, columns, n, dry_run=dry_run, display=display)
+        if spool is None:
+            settings.emit_count(n)
+        else:
+            _show(settings, spool, columns, n, dry_run=dry_run, display=display)
     settings.info(words.done(n, dry_run=dry_run))
     return n
 
@@ -100,6 +110,10 @@ def show_changed(settings, rows, columns, words: Words, *, dry_run: bool = False
                  id_field: str = "id", display=None) -> int:
     """Rows a change by id changed (or a preview's rows), streamed, then the
     summary line. Returns how many."""
+    if settings.fmt == COUNT:
+        n = settings.emit_count(sum(1 for _ in rows))
+        settings.info(words.done(n, dry_run=dry_run, tail=tail))
+        return n
     rows = iter(rows)
     head = itertools.islice(rows, TABLE_LIMIT) if settings.fmt == "table" else rows
     shown = settings.emit(display(head) if display else head, columns, id_field=id_field)
@@ -128,10 +142,13 @@ def _more(settings, hidden: int, dry_run: bool) -> None:
 
 
 def _stopped(settings, spool, columns, words: Words, done: int, total, exc, display) -> None:
-    """The change stopped: print what committed and say so; raise Interrupted
-    for a signal (the caller re-raises anything else)."""
+    """The change stopped: print what committed (-o count: how many) and say
+    so; raise Interrupted for a signal (the caller re-raises anything else)."""
     try:
-        _show(settings, spool, columns, done, dry_run=False, display=display)
+        if spool is None:
+            settings.emit_count(done)
+        else:
+            _show(settings, spool, columns, done, dry_run=False, display=display)
     except Exception:  # stdout is gone: the line on stderr still tells
         pass
     if callable(total):

@@ -70,12 +70,13 @@ class Settings:
 
     def bulk(self, **kwargs):
         """How a bulk change runs (a db.batches.Bulk), with this invocation's
-        batching and --lock-wait, and a line on stderr when it waits its turn."""
+        batching (else the database's own) and --lock-wait, and a line on
+        stderr when it waits its turn."""
         import dataclasses
 
-        from nitejarctl.db.batches import Batching, Bulk
+        from nitejarctl.db.batches import Bulk
 
-        batching = dataclasses.replace(self.batching or Batching(), lock_wait=self.lock_wait)
+        batching = dataclasses.replace(self.batching or self.database().batching(), lock_wait=self.lock_wait)
         return Bulk(batching=batching, on_wait=self._waiting, **kwargs)
 
     def _waiting(self) -> None:
@@ -107,6 +108,11 @@ class Settings:
         from nitejarctl.output import emit
 
         return emit(rows, columns, self.fmt, color=self.color, **kwargs)
+
+    def emit_count(self, n: int) -> int:
+        """-o count: the number alone, on a line of its own."""
+        click.echo(str(n))
+        return n
 
     def emit_one(self, obj, **kwargs) -> None:
         from nitejarctl.output import emit_one

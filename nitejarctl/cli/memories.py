@@ -95,7 +95,7 @@ def _words(verb: str, past: str, label: str = "") -> Words:
 # ----------------------------------------------------------------------- reads
 
 
-@memories.command(name="list")
+@memories.command(name="list", counts=True)
 @agent_option("Only this agent's memories.")
 @click.option("--min-strength", type=STRENGTH, help="Only memories at least this strong.")
 @click.option("--permanent/--no-permanent", default=None,
@@ -191,7 +191,7 @@ def memories_edit(settings, memory_id, content):
     settings.emit(_one_line([row]) if settings.fmt == "table" else [row], _columns())
 
 
-@memories.command(name="delete")
+@memories.command(name="delete", counts=True)
 @click.argument("ids", metavar="ID...", nargs=-1, required=True, shell_complete=completers.memory_ids)
 @dry_run_option
 @yes_option
@@ -235,7 +235,7 @@ def _set_permanent(settings, ids, permanent: bool) -> None:
                  display=_display(settings))
 
 
-@memories.command(name="pin")
+@memories.command(name="pin", counts=True)
 @click.argument("ids", metavar="ID...", nargs=-1, required=True, shell_complete=completers.memory_ids)
 @pass_settings
 def memories_pin(settings, ids):
@@ -248,7 +248,7 @@ def memories_pin(settings, ids):
     _set_permanent(settings, ids, True)
 
 
-@memories.command(name="unpin")
+@memories.command(name="unpin", counts=True)
 @click.argument("ids", metavar="ID...", nargs=-1, required=True, shell_complete=completers.memory_ids)
 @pass_settings
 def memories_unpin(settings, ids):
@@ -264,7 +264,7 @@ def memories_unpin(settings, ids):
 # ---------------------------------------------------------------- maintenance
 
 
-@memories.command(name="decay")
+@memories.command(name="decay", counts=True)
 @agent_option("Only this agent's memories.")
 @click.option("--rate", type=FiniteFloatRange(min=0.0), metavar="R",
               help="Strength lost per week, for every agent [default: each agent's "
@@ -294,7 +294,7 @@ def memories_decay(settings, agent_id, rate, dry_run):
              columns=_columns(decay.COLUMNS), words=_words("decay", "decayed", "decaying"), dry_run=dry_run)
 
 
-@memories.command(name="prune")
+@memories.command(name="prune", counts=True)
 @agent_option("Only this agent's memories.")
 @click.option("--below", type=STRENGTH, metavar="S",
               help="Delete non-permanent memories weaker than S [default: each agent's "
@@ -331,7 +331,10 @@ def memories_prune(settings, agent_id, below, keep, dry_run, yes):
                      display=_display(settings))
         return
     with prune.PrunePlan(db, rules) as plan:
-        if plan.count:
-            confirm(settings, f"Delete {plural(plan.count, 'memory')}?", yes)
+        if not yes:
+            count = plan.remaining()
+            if count:
+                confirm(settings, f"Delete {plural(count, 'memory')}?", yes)
         run_bulk(settings, plan.execute, fields=prune.COLUMNS, columns=columns, words=words,
-                 total=plan.count, display=_display(settings))
+                 total=plan.total, remaining=None if plan.total is not None else plan.remaining,
+                 display=_display(settings))

@@ -13,8 +13,9 @@ import click
 from nitejarctl.cli.context import Settings
 from nitejarctl.errors import Declined, NotFound, UsageProblem
 
-FORMATS = ("table", "json", "jsonl", "csv", "tsv", "ids")
+FORMATS = ("table", "json", "jsonl", "csv", "tsv", "ids", "count")
 TABLE_LIMIT = 100
+COUNT = "count"  # the number of rows a listing or a change gives, alone: no row is read
 
 # ------------------------------------------------------------- global options
 
@@ -45,7 +46,8 @@ def global_options() -> list[click.Option]:
                      **common),
         click.Option(["-o", "--output"], type=click.Choice(FORMATS, case_sensitive=False),
                      callback=_store("output"),
-                     help="Output format [default: table on a terminal, tsv otherwise].", **common),
+                     help="Output format [default: table on a terminal, tsv otherwise]; count: only "
+                          "the number of rows listed or changed.", **common),
         click.Option(["--no-color"], is_flag=True, callback=_store("no_color"),
                      help="No colour (also NO_COLOR, TERM=dumb).", **common),
         click.Option(["-q", "--quiet"], is_flag=True, callback=_store("quiet"),
@@ -81,12 +83,24 @@ def _format_options(command, ctx, formatter) -> None:
 
 
 class NitejarCommand(click.Command):
-    def __init__(self, *args, **kwargs):
+    """A command with the global options. `counts`: it lists or changes rows,
+    so that -o count means something (the other commands refuse it before
+    doing anything)."""
+
+    def __init__(self, *args, counts: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        self.counts = counts
         self.params.extend(global_options())
 
     def format_options(self, ctx, formatter):
         _format_options(self, ctx, formatter)
+
+    def invoke(self, ctx):
+        settings = ctx.find_object(Settings)
+        if settings is not None and settings.output == COUNT and not self.counts:
+            raise UsageProblem(f"-o count counts the rows a listing or a change gives: "
+                               f"'{ctx.command_path}' gives none (try -o json)")
+        return super().invoke(ctx)
 
 
 class NitejarGroup(click.Group):
@@ -253,6 +267,9 @@ def listing(settings: Settings, query, columns, *, limit: int | None, noun: str 
     left-out rows (default: the query's own)."""
     db = settings.database()
     limit = table_limit(settings, limit)
+    if settings.fmt == COUNT:
+        total = (count or query.order_by().count)()
+        return settings.emit_count(total if limit is None else min(total, limit))
     streamed = db.stream(query if limit is None else query.limit(limit + 1))
     more = False
 

@@ -23,14 +23,17 @@ class Database:
     # SQLite's write lock is not fair: a long bulk change must pause now and
     # then for a writer waiting on it (db.batches).
     pauses_for_writers = False
+    # Batches are cut by key scans that walk an index of the scope in key
+    # order (SQLite: every index ends with the rowid), so a scope that is one
+    # range of an index is cut without sorting (db.ranges).
+    key_scans_walk_an_index = False
     column_types: dict[str, str] = {}
     now_sql = ""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.trace = None  # callable(sql, params, seconds): every statement and its time (-v)
-        self._columns: dict[str, list[str]] = {}
-        self._tables: set[str] | None = None
+        self._schema: dict[str, list[str]] | None = None  # table -> live column names
 
     def execute_sql(self, sql, params=None):
         trace = self.trace
@@ -44,24 +47,30 @@ class Database:
 
     # ------------------------------------------------------------ the schema
 
+    def live_schema(self) -> dict[str, list[str]]:
+        """Every table of the database and its columns, in order: one query
+        (each backend reads its own catalogue)."""
+        raise NotImplementedError
+
+    def _live(self) -> dict[str, list[str]]:
+        # Read once per connection: a command asks about the same few tables again and again.
+        if self._schema is None:
+            self._schema = self.live_schema()
+        return self._schema
+
     def tables(self) -> set[str]:
-        if self._tables is None:
-            self._tables = set(self.get_tables())
-        return self._tables
+        return set(self._live())
 
     def columns(self, table: str) -> list[str]:
         """Live column names of `table` (empty when the table does not exist)."""
-        if table not in self._columns:
-            self._columns[table] = [c.name for c in self.get_columns(table)]
-        return self._columns[table]
+        return list(self._live().get(table, ()))
 
     def has_table(self, table: str) -> bool:
-        return bool(self.columns(table))
+        return table in self._live()
 
     def forget_schema(self) -> None:
         """After DDL: what was learnt of the schema may be out of date."""
-        self._columns.clear()
-        self._tables = None
+        self._schema = None
 
     def require_table(self, table: str) -> None:
         """Fail with one line when the database lacks a table a command needs."""
@@ -107,6 +116,18 @@ class Database:
 
     # ---------------------------------------------------------------- writes
 
+    def batching(self):
+        """How bulk changes are batched here by default (a db.batches.Batching)."""
+        from nitejarctl.db.batches import Batching
+
+        return Batching()
+
+    def batch_ranges(self, change, batching):
+        """How `change` is cut into batches (db.ranges)."""
+        from nitejarctl.db.ranges import KeyRanges
+
+        return KeyRanges(change, self.batch_key(change.scan), batching)
+
     @contextlib.contextmanager
     def turn(self, *, wait: float, on_wait=None):
         """Bulk changes on one database take turns where the backend needs it."""
@@ -121,6 +142,15 @@ class Database:
     def serialise_writes(self) -> None:
         """Inside a write transaction: wait until no other nitejarctl writes
         summaries (compaction)."""
+
+    def rows_listed(self, model, listing, key, pairs, batch):
+        """`model`'s rows whose batch key the `listing` table's `key` field
+        holds (of its rows in `batch`), where each (model's expression, listing's
+        field) of `pairs` agree: the listing still describes the row."""
+        import peewee as pw
+
+        listed = listing.select(key, *[field for _, field in pairs]).where(batch)
+        return pw.Tuple(self.batch_key(model), *[expr for expr, _ in pairs]).in_(listed)
 
     def for_update(self, query):
         return query

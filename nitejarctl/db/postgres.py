@@ -16,11 +16,34 @@ MIGRATION_LOCK_KEY = int.from_bytes(b"nitejar", "big")
 COMPACTION_LOCK_KEY = 0x6E6A_636F_6D70
 
 
+class RowAddressField(pw.Field):
+    field_type = "TID"
+
+
+def _qualified(model) -> str:
+    meta = model._meta
+    name = '"' + meta.table_name.replace('"', '""') + '"'
+    return f'"{meta.schema}".{name}' if meta.schema else name
+
+
 class Postgres(Database, pw.PostgresqlDatabase):
     backend = "postgresql"
     temp_schema = "pg_temp"
     column_types = {"text": "text", "integer": "integer", "real": "double precision", "blob": "bytea"}
     now_sql = "(extract(epoch from now())::integer)"
+
+    def live_schema(self) -> dict[str, list[str]]:
+        """The tables of the current schema and their columns, from pg_catalog in
+        one query (information_schema would take one query per table, and is slow)."""
+        rows = self.execute_sql(
+            "SELECT c.relname, a.attname FROM pg_catalog.pg_class AS c "
+            "JOIN pg_catalog.pg_attribute AS a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+            "WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p') "
+            "ORDER BY c.relname, a.attnum").fetchall()
+        schema: dict[str, list[str]] = {}
+        for table, column in rows:
+            schema.setdefault(table, []).append(column)
+        return schema
 
     def stream_tuples(self, query, batch_size: int = STREAM_BATCH):
         """A server-side (named) cursor, so that memory stays flat."""
@@ -51,11 +74,61 @@ class Postgres(Database, pw.PostgresqlDatabase):
 
     # ------------------------------------------------------------- queries
 
+    @property
+    def by_pages(self) -> bool:
+        """Whether bulk changes go by page ranges (TID Range Scans and max(tid): 14 and later)."""
+        return self.server_version >= 140000
+
     def batch_key(self, model):
+        """The key bulk changes are batched by: the row's physical address
+        (ctid), whatever the primary key looks like (db.ranges)."""
+        if self.by_pages:
+            return pw.Column(model, "ctid")
         return model._meta.primary_key
 
     def batch_key_field(self, model, **kwargs):
+        """A field for a column holding `model`'s batch keys."""
+        if self.by_pages:
+            return RowAddressField(**kwargs)
         return type(model._meta.primary_key)(**kwargs)
+
+    def rows_listed(self, model, listing, key, pairs, batch):
+        """As Database.rows_listed, reading the rows by address (`ctid =
+        ANY(ARRAY(…))`: a Tid Scan, where an IN would hash-join the whole
+        table) and checking the pairs for each."""
+        if not self.by_pages:
+            return Database.rows_listed(self, model, listing, key, pairs, batch)
+        address = self.batch_key(model)
+        same = listing.alias("same")
+        agree = getattr(same, key.name) == address
+        for expr, field in pairs:
+            agree &= expr == getattr(same, field.name)
+        return (pw.Expression(address, "=", fn.ANY(fn.ARRAY(listing.select(key).where(batch))))
+                & fn.EXISTS(same.select(pw.SQL("1")).where(agree)))
+
+    def table_pages(self, model) -> int:
+        """How many pages `model`'s table has now."""
+        return self.execute_sql("SELECT pg_relation_size(%s::regclass) / current_setting('block_size')::int",
+                                (_qualified(model),)).fetchone()[0]
+
+    def estimated_rows(self, query) -> float:
+        """The planner's estimate of how many rows `query` returns (EXPLAIN)."""
+        sql, params = query.sql()
+        plan = self.execute_sql("EXPLAIN (FORMAT JSON) " + sql, params).fetchone()[0]
+        if isinstance(plan, str):
+            import json
+
+            plan = json.loads(plan)
+        return float(plan[0]["Plan"]["Plan Rows"])
+
+    @staticmethod
+    def row_address(page: int, offset: int) -> str:
+        return f"({page},{offset})"
+
+    @staticmethod
+    def parse_row_address(text: str) -> tuple[int, int]:
+        page, offset = str(text).strip("()").split(",")
+        return int(page), int(offset)
 
     def insertion_order(self, model):
         return pw.Column(model, "ctid")
@@ -86,6 +159,20 @@ class Postgres(Database, pw.PostgresqlDatabase):
         from nitejarctl.db import changed_rows
 
         return changed_rows.Returning(self, change)
+
+    def batching(self):
+        """Batches of about a second: PostgreSQL's row locks stall only a writer
+        touching one of the batch's rows, for at most that long."""
+        from nitejarctl.db.batches import Batching
+
+        return Batching(first=20_000, smallest=1_000, largest=200_000, seconds=1.0)
+
+    def batch_ranges(self, change, batching):
+        if not self.by_pages:
+            return Database.batch_ranges(self, change, batching)
+        from nitejarctl.db.ranges import PageRanges
+
+        return PageRanges(self, change, batching)
 
     # ----------------------------------------------------------- the server
 

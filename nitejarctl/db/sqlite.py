@@ -15,6 +15,7 @@ class Sqlite(Database, pw.SqliteDatabase):
     backend = "sqlite"
     temp_schema = "temp"
     pauses_for_writers = True
+    key_scans_walk_an_index = True
     column_types = {"text": "text", "integer": "integer", "real": "real", "blob": "blob"}
     now_sql = "(unixepoch())"
 
@@ -22,6 +23,15 @@ class Sqlite(Database, pw.SqliteDatabase):
         """The main database's file (None for an in-memory one)."""
         rows = self.execute_sql("PRAGMA database_list").fetchall()
         return next((row[2] for row in rows if row[1] == "main"), "") or None
+
+    def live_schema(self) -> dict[str, list[str]]:
+        rows = self.execute_sql(
+            "SELECT m.name, p.name FROM sqlite_master AS m, pragma_table_info(m.name) AS p "
+            "WHERE m.type = 'table' ORDER BY m.name, p.cid").fetchall()
+        schema: dict[str, list[str]] = {}
+        for table, column in rows:
+            schema.setdefault(table, []).append(column)
+        return schema
 
     def pragma(self, name: str):
         return self.execute_sql(f"PRAGMA {name}").fetchone()[0]
@@ -70,7 +80,7 @@ class Sqlite(Database, pw.SqliteDatabase):
 
     @contextlib.contextmanager
     def turn(self, *, wait: float, on_wait=None):
-        from nitejarctl.db.batches import TurnLock
+        from nitejarctl.db.turns import TurnLock
 
         path = self.file_path() if self.transaction_depth() == 0 else None
         if path is None:
@@ -90,7 +100,7 @@ class Sqlite(Database, pw.SqliteDatabase):
 
         path = self.wal_file()
         if path is not None and not change.temporary:
-            return changed_rows.ReadBeside(self, change, path)
+            return changed_rows.ReadAfter(self, change, path)
         return changed_rows.ReadFirst(self, change)
 
     # ----------------------------------------------------------- the server
