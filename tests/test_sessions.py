@@ -343,12 +343,17 @@ def test_verbose_shows_every_statement_of_a_batched_close(db, run, backend):
         session("v2", last=NOW - 60)
         result = run("sessions", "close", "--stale", "1h", "-v", "-o", "ids")
     assert (result.exit_code, result.stdout) == (0, "v1\n")
-    timed = [line.split(" ms: ", 1) for line in result.stderr.splitlines() if line.startswith("-- ")]
+    lines = result.stderr.splitlines()
+    timed = [line.split(" ms: ", 1) for line in lines if line.startswith("-- ") and " ms: " in line]
     statements = [sql for _, sql in timed]
     assert sum(bool(re.search(r"\bUPDATE\b", sql)) for sql in statements) == 1, statements  # one change
-    # the batch's key scan, and its rows (on SQLite read beside the UPDATE; on PostgreSQL returned by it)
+    # the batch's key scan, and its rows (on SQLite counted and read on a second connection; on
+    # PostgreSQL returned by the UPDATE)
     assert sum(sql.startswith(("SELECT", "WITH")) for sql in statements) >= 2, statements
     assert all(float(ms[3:]) >= 0 for ms, _ in timed)
+    # and where the time went, last
+    assert re.fullmatch(r"-- time: start-up [\d.]+ s; statements [\d.]+ s \(\d+\); write lock [\d.]+ s in 1 batch; "
+                        r".*total [\d.]+ s", lines[-1]), lines[-1]
 
 
 def test_close_stale_in_several_batches(db, run):

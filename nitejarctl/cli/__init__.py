@@ -141,6 +141,10 @@ class RootGroup(NitejarGroup):
                     self._settings.close()
                 except Exception:  # closing after an error must not mask it
                     pass
+            timings = sys.modules.get("nitejarctl.timings")
+            if timings is not None and timings.enabled:  # -v: where the time went
+                click.echo(timings.summary(), err=True)
+                timings.reset()
         if standalone_mode:
             sys.exit(code)
         return code

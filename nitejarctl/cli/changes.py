@@ -90,7 +90,7 @@ def run_bulk(settings, change, *, fields, columns, words: Words, dry_run: bool =
                 bar.update(done)
 
             try:
-                n = change(settings.bulk(sink=None if spool is None else spool.add, progress=progress,
+                n = change(settings.bulk(sink=None if spool is None else _timed(spool.add), progress=progress,
                                          dry_run=dry_run))
             except BaseException as exc:
                 bar.stop()
@@ -123,9 +123,23 @@ def show_changed(settings, rows, columns, words: Words, *, dry_run: bool = False
     return n
 
 
+def _timed(sink):
+    """The sink, its time counted as formatting (-v)."""
+    from nitejarctl import timings
+
+    def timed(rows):
+        with timings.measured("format"):
+            sink(rows)
+
+    return timed
+
+
 def _show(settings, spool, columns, n: int, *, dry_run: bool, display) -> None:
+    from nitejarctl import timings
+
     if spool.writer is not None:
-        spool.write_to(sys.stdout)
+        with timings.measured("output"):
+            spool.write_to(sys.stdout)
         return
     if not n:
         return

@@ -59,6 +59,9 @@ class Settings:
 
             db = open_database(self.target, create=create, busy_timeout=self.busy_timeout)
             if self.verbose:
+                from nitejarctl import timings
+
+                timings.enable()
                 db.trace = _trace
             self._db = db
         return self._db
@@ -151,6 +154,9 @@ class Settings:
 
 def _trace(sql, params, seconds: float) -> None:
     """-v: every statement and its time on stderr (passwords never reach SQL text)."""
+    from nitejarctl import timings
+
+    timings.add("statements", seconds)
     click.echo(f"-- {seconds * 1000:.1f} ms: {' '.join(str(sql).split())}", err=True)
 
 

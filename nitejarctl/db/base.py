@@ -155,6 +155,11 @@ class Database:
     def for_update(self, query):
         return query
 
+    def lock_in_order(self, model, condition) -> None:
+        """Inside a write transaction: lock `model`'s rows that `condition`
+        selects in the order bulk changes lock them (where rows are locked one
+        by one), so that two changes never wait for each other crosswise."""
+
     def analyze_temporary(self, table: str) -> None:
         """Statistics for a temporary table just filled, where the planner needs them."""
 

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nitejarctl import signals
+from nitejarctl import signals, timings
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,7 @@ def run(db, change, *, sink=None, progress=None, batching: Batching | None = Non
             held += timer.seconds
             if db.pauses_for_writers and held >= batching.pause_after:
                 sleep(batching.pause)  # nitejar's writers' turn
+                timings.add("pause", batching.pause)
                 held = 0.0
 
 
@@ -198,4 +199,5 @@ class _LockTimer:
 
     def stop(self) -> None:
         self.seconds = self.clock() - self.started
+        timings.add("lock", self.seconds)
         self.committed(self.seconds)

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 
 import peewee as pw
 
+from nitejarctl import timings
 from nitejarctl.errors import OperationalProblem
 
 
@@ -217,7 +218,11 @@ class ReadAfter(ReadFirst):
     def _rows(self, reader, query):
         try:
             cursor = self._execute(reader, query)
-            while rows := cursor.fetchmany(CHUNK):
+            while True:
+                with timings.measured("rows"):
+                    rows = cursor.fetchmany(CHUNK)
+                if not rows:
+                    break
                 yield rows
         except Exception as exc:
             raise _reading_failed(exc) from None
@@ -272,7 +277,11 @@ class Returning(ReadFirst):
 
 def _fetched(cursor):
     try:
-        while rows := cursor.fetchmany(CHUNK):
+        while True:
+            with timings.measured("rows"):
+                rows = cursor.fetchmany(CHUNK)
+            if not rows:
+                break
             yield rows
     finally:
         cursor.close()

@@ -31,6 +31,7 @@ import threading
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from nitejarctl import timings
 from nitejarctl.errors import OperationalProblem
 
 BULK_CACHE_KIB = 128 * 1024
@@ -101,7 +102,8 @@ class Checkpointer:
         wait for it, and close."""
         self._last = True
         self._wanted.set()
-        self._thread.join()
+        with timings.measured("checkpoint wait"):
+            self._thread.join()
         self._conn.close()
         if self._error is not None:
             raise OperationalProblem(f"checkpoint failed: {self._error}")
@@ -113,7 +115,8 @@ class Checkpointer:
             last = self._last
             mode = "TRUNCATE" if last else "PASSIVE"  # TRUNCATE that would wait works as PASSIVE
             try:
-                self.frames = self._conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()[1]
+                with timings.measured("checkpoint"):
+                    self.frames = self._conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()[1]
             except Exception as exc:  # reported by finish()
                 self._error = exc
                 return

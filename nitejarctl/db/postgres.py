@@ -149,6 +149,12 @@ class Postgres(Database, pw.PostgresqlDatabase):
     def for_update(self, query):
         return query.for_update()
 
+    def lock_in_order(self, model, condition) -> None:
+        """In the rows' physical order: the order each batch of a bulk change
+        (a TID Range Scan) locks them in."""
+        key = self.batch_key(model)
+        self.execute(model.select(key).where(condition).order_by(key).for_update())
+
     def analyze_temporary(self, table: str) -> None:
         self.execute_sql(f'ANALYZE "{table}"')
 

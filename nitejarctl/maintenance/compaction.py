@@ -318,9 +318,9 @@ class CompactionRun:
             inserted = staging.insert_summaries(self.db, now)
             closed = 0
             if not self.keep_sprites:
-                targets = staging.sessions_to_close(written_only=True)
-                closed = (SpriteSession.update(status="closed", last_active_at=now)
-                          .where(SpriteSession.id.in_(targets)).execute())
+                closing = SpriteSession.id.in_(staging.sessions_to_close(written_only=True))
+                self.db.lock_in_order(SpriteSession, closing)  # as a concurrent bulk change would
+                closed = SpriteSession.update(status="closed", last_active_at=now).where(closing).execute()
             staging.clear()
         self.closed_sessions += closed
         for outcome in pending:

@@ -1,15 +1,18 @@
-"""Writes to a SQLite database the way nitejar does, for concurrency tests.
+"""Writes to a database the way nitejar does, for concurrency tests.
 
-WAL, busy timeout 5 s, short write transactions: each inserts a message into a
-job and touches an active sprite session (and, with --touch-memories, records
-an access to a memory, as nitejar's memory retrieval does). Runs for --seconds
-or until --stop-file exists, then writes one JSON document to --out: the ids it
-inserted, how many transactions committed and how many failed (a failure is
-SQLite giving up on the lock after the busy timeout), the slowest transaction,
-when each commit happened, and what it touched (with the values it wrote).
+Short write transactions: each inserts a message into a job and touches an
+active sprite session (and, with --touch-memories, records an access to a
+memory, as nitejar's memory retrieval does). On SQLite: WAL, busy timeout
+5 s, BEGIN IMMEDIATE; on PostgreSQL (a postgresql:// URL) the driver's
+default transaction, where a row another transaction holds is waited for.
+Runs for --seconds or until --stop-file exists, then writes one JSON document
+to --out: the ids it inserted, how many transactions committed and how many
+failed (on SQLite: giving up on the lock after the busy timeout), the slowest
+transaction (on PostgreSQL: how long it waited for a row lock, at most), when
+each commit happened, and what it touched (with the values it wrote).
 
     python -m tests.helpers.nitejar_writer DB --seconds 10 --out result.json
-    python -m tests.helpers.nitejar_writer DB --stop-file stop --touch-memories --out result.json
+    python -m tests.helpers.nitejar_writer postgresql://… --stop-file stop --touch-memories --out result.json
 """
 
 from __future__ import annotations
@@ -18,14 +21,69 @@ import argparse
 import json
 import os
 import random
-import sqlite3
 import time
 import uuid
 
 
+class Sqlite:
+    param = "?"
+    begin = "BEGIN IMMEDIATE"
+
+    def __init__(self, path: str):
+        import sqlite3
+
+        self.errors = (sqlite3.OperationalError,)
+        self.conn = sqlite3.connect(path, timeout=5.0, isolation_level=None)
+        self.conn.execute("PRAGMA busy_timeout = 5000")
+        self.conn.execute("PRAGMA foreign_keys = ON")
+
+    def rows(self, sql: str, params=()) -> list:
+        return self.conn.execute(sql, params).fetchall()
+
+    def execute(self, sql: str, params=()) -> None:
+        self.conn.execute(sql, params)
+
+    def commit(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class Postgres(Sqlite):
+    param = "%s"
+    begin = None  # psycopg2 begins a transaction with the first statement
+
+    def __init__(self, url: str):
+        import psycopg2
+
+        self.errors = (psycopg2.Error,)
+        self.conn = psycopg2.connect(url)
+        self.cursor = self.conn.cursor()
+
+    def rows(self, sql: str, params=()) -> list:
+        self.cursor.execute(sql.replace("?", "%s"), params)
+        rows = self.cursor.fetchall()
+        self.conn.commit()
+        return rows
+
+    def execute(self, sql: str, params=()) -> None:
+        self.cursor.execute(sql.replace("?", "%s"), params)
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def rollback(self) -> None:
+        self.conn.rollback()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("db")
+    parser.add_argument("db", help="a SQLite file or a postgresql:// URL")
     parser.add_argument("--seconds", type=float, default=10.0, help="stop after this long at the latest")
     parser.add_argument("--stop-file", help="stop as soon as this file exists")
     parser.add_argument("--out", required=True)
@@ -35,16 +93,13 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(args.seed)
 
-    conn = sqlite3.connect(args.db, timeout=5.0, isolation_level=None)
-    conn.execute("PRAGMA busy_timeout = 5000")
-    conn.execute("PRAGMA foreign_keys = ON")
-    jobs = [r[0] for r in conn.execute("SELECT id FROM jobs WHERE status = 'COMPLETED' LIMIT 500")]
-    sessions = [r[0] for r in conn.execute(
+    db = Postgres(args.db) if args.db.startswith(("postgres://", "postgresql://")) else Sqlite(args.db)
+    jobs = [r[0] for r in db.rows("SELECT id FROM jobs WHERE status = 'COMPLETED' ORDER BY id LIMIT 500")]
+    sessions = [r[0] for r in db.rows(
         "SELECT id FROM sprite_sessions WHERE status = 'active' ORDER BY random() LIMIT 500")]
     memories = {}
     if args.touch_memories:
-        memories = dict(conn.execute(
-            "SELECT id, access_count FROM agent_memories ORDER BY random() LIMIT 500").fetchall())
+        memories = dict(db.rows("SELECT id, access_count FROM agent_memories ORDER BY random() LIMIT 500"))
     memory_ids = list(memories)
     inserted, committed, failures, slowest = [], 0, [], 0.0
     commits, session_touches, memory_touches = [], [], []
@@ -55,17 +110,17 @@ def main() -> None:
         memory = rng.choice(memory_ids) if memory_ids else None
         start = time.monotonic()
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            if db.begin:
+                db.execute(db.begin)
             now = int(time.time())
-            conn.execute("INSERT INTO messages (id, job_id, role, content, created_at) "
-                         "VALUES (?, ?, 'user', ?, ?)",
-                         (message_id, rng.choice(jobs), json.dumps({"text": "ping"}), now))
+            db.execute("INSERT INTO messages (id, job_id, role, content, created_at) VALUES (?, ?, 'user', ?, ?)",
+                       (message_id, rng.choice(jobs), json.dumps({"text": "ping"}), now))
             if session:
-                conn.execute("UPDATE sprite_sessions SET last_active_at = ? WHERE id = ?", (now, session))
+                db.execute("UPDATE sprite_sessions SET last_active_at = ? WHERE id = ?", (now, session))
             if memory:
-                conn.execute("UPDATE agent_memories SET access_count = access_count + 1, "
-                             "last_accessed_at = ? WHERE id = ?", (now, memory))
-            conn.execute("COMMIT")
+                db.execute("UPDATE agent_memories SET access_count = access_count + 1, "
+                           "last_accessed_at = ? WHERE id = ?", (now, memory))
+            db.commit()
             done = time.time()
             inserted.append(message_id)
             committed += 1
@@ -74,13 +129,12 @@ def main() -> None:
                 session_touches.append((session, now, done))
             if memory:
                 memory_touches.append((memory, now))
-        except sqlite3.OperationalError as exc:
+        except db.errors as exc:
             failures.append(str(exc))
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            db.rollback()
         slowest = max(slowest, time.monotonic() - start)
         time.sleep(args.pause)
-    conn.close()
+    db.close()
     with open(args.out, "w") as fh:
         json.dump({"inserted": inserted, "committed": committed, "failures": failures,
                    "slowest_transaction": slowest, "commits": commits,
