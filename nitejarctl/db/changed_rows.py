@@ -216,13 +216,30 @@ class ReadAfter(ReadFirst):
         return changed, lambda: self._rows(reader, query)
 
     def _rows(self, reader, query):
+        import sqlite3
+
+        from nitejarctl.db import text
+
+        read = 0
         try:
             cursor = self._execute(reader, query)
             while True:
                 with timings.measured("rows"):
-                    rows = cursor.fetchmany(CHUNK)
+                    try:
+                        rows = cursor.fetchmany(CHUNK)
+                    except sqlite3.OperationalError as exc:
+                        if not text.undecodable(exc) or reader.text_factory is text.decoded:
+                            raise
+                        # As db.text does on the change's connection: read again (the same
+                        # snapshot, so the same rows), tolerantly, after those handed out.
+                        reader.text_factory = text.decoded
+                        cursor = self._execute(reader, query)
+                        for _ in range(read):
+                            cursor.fetchone()
+                        rows = cursor.fetchmany(CHUNK)
                 if not rows:
                     break
+                read += len(rows)
                 yield rows
         except Exception as exc:
             raise _reading_failed(exc) from None
