@@ -212,6 +212,11 @@ class Database:
         listed = listing.select(key, *[field for _, field in pairs]).where(batch)
         return pw.Tuple(self.batch_key(model), *[expr for expr, _ in pairs]).in_(listed)
 
+    def side_reader(self):
+        """A db.side_reader.SideReader reading beside this connection while it
+        writes, where the backend allows it; else None (it reads itself)."""
+        return None
+
     def for_update(self, query):
         return query
 

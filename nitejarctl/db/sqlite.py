@@ -150,6 +150,20 @@ class Sqlite(Database, pw.SqliteDatabase):
         path = self.wal_file()
         return bulk_session(self, path) if path is not None else Database.bulk_session(self)
 
+    def side_reader(self):
+        """A reader beside this connection (db.side_reader), in WAL mode only."""
+        import sqlite3
+
+        from nitejarctl.db.side_reader import SideReader
+
+        path = self.wal_file()
+        if path is None:
+            return None
+        try:
+            return SideReader(path, trace=self.trace)
+        except sqlite3.Error:  # say, a read-only place: the change's own connection reads
+            return None
+
     def changed_rows(self, change):
         from nitejarctl.db import changed_rows
 
