@@ -65,7 +65,7 @@ SCENARIOS = [
     Scenario("memories-prune", ["memories", "prune", "--below", "0.1", "--keep", "1000000", "--yes"], 1.5),
     Scenario("memories-prune-capped", ["memories", "prune", "--below", "0.1", "--yes"], 1.5),
     Scenario("idempotency-prune", ["idempotency", "prune", "--older-than", "30d", "--yes"], 1.5),
-    Scenario("compaction-run", ["compaction", "run"], 1.0, flat_check=True),
+    Scenario("compaction-run", ["compaction", "run"], 0.8, flat_check=True),
 ]
 COMPLETION_ENV = {"COMP_WORDS": "nitejarctl sessions close ", "COMP_CWORD": "3",
                   "_NITEJARCTL_COMPLETE": "bash_complete"}
