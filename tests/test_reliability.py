@@ -133,10 +133,19 @@ class Writer:
     def __init__(self, db: str, tmp_path: Path):
         self.out = tmp_path / "writer.json"
         self.stop_file = tmp_path / "writer.stop"
+        ready = tmp_path / "writer.ready"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.helpers.nitejar_writer", db, "--seconds", "900",
-             "--stop-file", str(self.stop_file), "--touch-memories", "--out", str(self.out), "--seed", "7"],
+             "--stop-file", str(self.stop_file), "--ready-file", str(ready), "--touch-memories",
+             "--out", str(self.out), "--seed", "7"],
             cwd=ROOT)
+        # Under way (its first transaction committed) before any command starts, however busy the machine.
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert self.proc.poll() is None, "the writer stopped before its first commit"
+            assert time.monotonic() < deadline, "the writer did not commit within two minutes"
+            time.sleep(0.05)
+        time.sleep(0.2)  # and has gone on writing a little
 
     def stop(self) -> dict:
         self.stop_file.write_text("")
@@ -214,7 +223,6 @@ def test_maintenance_beside_a_nitejar_writer(generated, tmp_path):
     db = copy_of(generated, tmp_path)
     writer = Writer(db, tmp_path)
     try:
-        time.sleep(0.5)  # the writer is under way
         runs = [run_command(args, db) for args in MAINTENANCE]
         time.sleep(0.3)
     finally:
