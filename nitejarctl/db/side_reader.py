@@ -23,7 +23,6 @@ import time
 
 from nitejarctl.db import text
 from nitejarctl.db.checkpoints import connect
-from nitejarctl.errors import OperationalProblem
 
 CHUNK = 2000  # rows handed over at a time
 AHEAD = 8  # chunks of one query that may wait to be taken
@@ -59,10 +58,17 @@ class Rows:
 
 
 class SideReader:
-    def __init__(self, path: str, trace=None):
+    def __init__(self, path: str, trace=None, on_tolerant=None):
         self._conn = connect(path, "ro", timeout=READER_TIMEOUT)
+        try:  # a WAL reader needs the -shm file: where it cannot have it, there is no reader beside
+            self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error:
+            self._conn.close()
+            raise
         self._trace = trace
+        self._on_tolerant = on_tolerant  # called (from the reader's thread) when it reads tolerantly
         self._requests: queue.Queue = queue.Queue()
+        self._outstanding: list[Rows] = []
         self._thread = threading.Thread(target=self._run, name="reader", daemon=True)
         self._thread.start()
 
@@ -70,10 +76,13 @@ class SideReader:
         """Queue `query` (a Peewee query): its rows, once the queries before it are read."""
         sql, params = query.sql()
         rows = Rows(sql, params)
+        self._outstanding = [r for r in self._outstanding if not r.cancelled.is_set()] + [rows]
         self._requests.put(rows)
         return rows
 
     def close(self) -> None:
+        for rows in self._outstanding:  # nobody will take them now
+            rows.close()
         self._requests.put(None)
         self._thread.join()
         self._conn.close()
@@ -84,9 +93,7 @@ class SideReader:
                 continue
             try:
                 self._read(rows)
-            except Exception as exc:  # raised in the taker's thread
-                if isinstance(exc, sqlite3.Error):
-                    exc = OperationalProblem(f"reading conversations failed: {exc}")
+            except Exception as exc:  # raised in the taker's thread (a database error as any other)
                 self._put(rows, exc)
             self._put(rows, _END)
 
@@ -94,25 +101,30 @@ class SideReader:
         conn = self._conn
         conn.execute("BEGIN")
         try:
-            cursor = self._execute(rows)
             handed = 0
+            cursor = None
             while not rows.cancelled.is_set():
                 try:
+                    if cursor is None:
+                        cursor = self._execute(rows)
                     chunk = cursor.fetchmany(CHUNK)
                 except sqlite3.OperationalError as exc:
                     if not text.undecodable(exc) or conn.text_factory is text.decoded:
                         raise
                     conn.text_factory = text.decoded
+                    if self._on_tolerant is not None:
+                        self._on_tolerant()
                     cursor = self._execute(rows)
                     skip = handed
-                    while skip > 0:
-                        skip -= len(cursor.fetchmany(min(skip, CHUNK))) or skip
+                    while skip > 0 and (skipped := len(cursor.fetchmany(min(skip, CHUNK)))):
+                        skip -= skipped
                     continue
                 if not chunk:
                     break
                 handed += len(chunk)
                 self._put(rows, chunk)
-            cursor.close()
+            if cursor is not None:
+                cursor.close()
         finally:
             conn.execute("COMMIT")  # the snapshot goes: checkpoints may pass it
 

@@ -22,6 +22,7 @@ class Sqlite(Database, pw.SqliteDatabase):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._tolerant = False
+        self._text_noted = False
         self.read_only_reason: str | None = None  # why it was opened read-only, when it was
         self.read_only_note: str | None = None  # the line saying so
 
@@ -52,6 +53,14 @@ class Sqlite(Database, pw.SqliteDatabase):
         if not self._tolerant:
             self._tolerant = True
             self.connection().text_factory = text.decoded
+            self.note_text()
+
+    def note_text(self) -> None:
+        """Say once that some text is not valid UTF-8 (and is shown with escapes)."""
+        from nitejarctl.db import text
+
+        if not self._text_noted:
+            self._text_noted = True
             if self.notify is not None:
                 self.notify(text.NOTE)
 
@@ -160,7 +169,7 @@ class Sqlite(Database, pw.SqliteDatabase):
         if path is None:
             return None
         try:
-            return SideReader(path, trace=self.trace)
+            return SideReader(path, trace=self.trace, on_tolerant=self.note_text)
         except sqlite3.Error:  # say, a read-only place: the change's own connection reads
             return None
 
