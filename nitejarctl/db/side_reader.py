@@ -24,8 +24,8 @@ import time
 from nitejarctl.db import text
 from nitejarctl.db.checkpoints import connect
 
-CHUNK = 2000  # rows handed over at a time
-AHEAD = 8  # chunks of one query that may wait to be taken
+CHUNK = 500  # rows handed over at a time
+AHEAD = 2  # chunks of one query that may wait to be taken
 READER_TIMEOUT = 5.0  # a WAL reader waits only while a writer resets the WAL after a checkpoint
 _END = object()
 
