@@ -224,24 +224,26 @@ class CompactionRun:
         return self.limit is not None and self.counts["compacted"] + len(self._pending) >= self.limit
 
     def _conversations(self, chunks, wanted: int | None):
-        """The batch's conversations, finished (skip Outcomes and
-        Conversations), from its rows; at most `wanted` Conversations."""
+        """The batch's finished conversations (skip Outcomes and
+        Conversations) from its rows, and the number of the last one when
+        `wanted` Conversations came before the batch's end (else None)."""
+        items: list = []
         current = None
         ready = 0
         for chunk in chunks:
             for seq, session_key, agent_id, role, content, created_at in chunk:
                 if current is None or seq != current.seq:
                     if current is not None:
-                        item = self._finish(current)
-                        yield item
+                        items.append(item := self._finish(current))
                         if isinstance(item, Conversation):
                             ready += 1
                             if wanted is not None and ready >= wanted:
-                                return
+                                return items, current.seq
                     current = Conversation(seq, session_key, agent_id)
                 current.add(role, content, created_at)
         if current is not None:
-            yield self._finish(current)
+            items.append(self._finish(current))
+        return items, None
 
     def _read_batch(self, after: int):
         """Read the conversations after seq `after` (at most batch_size; fewer
@@ -252,9 +254,10 @@ class CompactionRun:
             upto, chunks = self._pipeline.next(after)
             wanted = None if self.limit is None else self.limit - self.counts["compacted"] - len(self._pending)
             try:
-                return list(self._conversations(chunks, wanted)), upto
+                items, stopped_at = self._conversations(chunks, wanted)
             finally:
                 chunks.close()
+            return items, upto if stopped_at is None else stopped_at
         upto = after + self.batch_size
         wanted = None if self.limit is None else self.limit - self.counts["compacted"] - len(self._pending)
         started = time.monotonic()

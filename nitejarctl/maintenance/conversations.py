@@ -74,23 +74,26 @@ class Pipeline:
 
     def __init__(self, db, reader, last: int, size: int):
         self.db, self.reader, self.last, self.size = db, reader, last, size
-        self._queued: list = []  # (after, upto, Rows) in order
+        self._queued: list = []  # (after, upto, Rows) in order: the keys numbered (after, upto]
         self._after = 0  # where the next batch to queue starts
 
     def _queue(self) -> None:
+        start = self._after  # the batch holds the keys after it (ranges without any skipped)
         while self._after < self.last:
             after, upto = self._after, min(self._after + self.size, self.last)
             self._after = upto
             keys = batch_keys(after, upto)
             if keys:
-                self._queued.append((after, upto, self.reader.read(listed_messages_query(self.db, keys))))
+                self._queued.append((start, upto, self.reader.read(listed_messages_query(self.db, keys))))
                 return
 
     def next(self, after: int):
-        if self._queued and self._queued[0][0] < after:  # (a batch given up half-way: not read again)
+        # The batch read ahead is the next one only if the last one was taken
+        # to its end; one taken half-way (--limit) resumes where it stopped.
+        if self._queued and self._queued[0][0] != after:
             self.close()
         if not self._queued:
-            self._after = max(self._after, after)
+            self._after = after
             self._queue()
         if not self._queued:
             return self.last, _Nothing()
