@@ -1,28 +1,17 @@
 _nitejarctl_completion() {
-    local IFS=$'\n'
-    local response
-
-    response=$(env COMP_WORDS="${COMP_WORDS[*]}" COMP_CWORD=$COMP_CWORD _NITEJARCTL_COMPLETE=bash_complete $1)
-
-    for completion in $response; do
-        IFS=',' read type value <<< "$completion"
-
-        if [[ $type == 'dir' ]]; then
-            COMPREPLY=()
-            compopt -o dirnames
-        elif [[ $type == 'file' ]]; then
-            COMPREPLY=()
-            compopt -o default
-        elif [[ $type == 'plain' ]]; then
-            COMPREPLY+=($value)
-        fi
-    done
-
+    # nitejarctl reads the line itself and answers with each candidate
+    # already quoted for the word being completed: nothing it prints is
+    # split, globbed or expanded here.
+    local line type
+    while IFS= read -r line; do
+        type=${line%%,*}
+        case $type in
+            dir) COMPREPLY=(); compopt -o dirnames; return 0 ;;
+            file) COMPREPLY=(); compopt -o default; return 0 ;;
+            plain) COMPREPLY+=("${line#*,}") ;;
+        esac
+    done < <(COMP_LINE="${COMP_LINE:0:COMP_POINT}" COMP_WORD="$2" _NITEJARCTL_COMPLETE=bash_complete "$1" 2>/dev/null)
     return 0
 }
 
-_nitejarctl_completion_setup() {
-    complete -o nosort -F _nitejarctl_completion nitejarctl
-}
-
-_nitejarctl_completion_setup;
+complete -o nosort -F _nitejarctl_completion nitejarctl

@@ -1,14 +1,13 @@
 #compdef nitejarctl
 
 _nitejarctl_completion() {
-    local -a completions
-    local -a completions_with_descriptions
-    local -a response
+    local -a completions completions_with_descriptions response
+    local type key descr
     (( ! $+commands[nitejarctl] )) && return 1
 
-    response=("${(@f)$(env COMP_WORDS="${words[*]}" COMP_CWORD=$((CURRENT-1)) _NITEJARCTL_COMPLETE=zsh_complete nitejarctl)}")
+    response=("${(@0)$(COMP_WORDS="${words[*]}" COMP_CWORD=$((CURRENT-1)) _NITEJARCTL_COMPLETE=zsh_complete nitejarctl 2>/dev/null)}")
 
-    for type key descr in ${response}; do
+    for type key descr in "${response[@]}"; do
         if [[ "$type" == "plain" ]]; then
             if [[ "$descr" == "_" ]]; then
                 completions+=("$key")
@@ -22,11 +21,11 @@ _nitejarctl_completion() {
         fi
     done
 
-    if [ -n "$completions_with_descriptions" ]; then
+    if (( ${#completions_with_descriptions} )); then
         _describe -V unsorted completions_with_descriptions -U
     fi
 
-    if [ -n "$completions" ]; then
+    if (( ${#completions} )); then
         compadd -U -V unsorted -a completions
     fi
 }

@@ -132,7 +132,8 @@ def _migrate_locked(db, backup_path: str | None) -> Result:
     if count is not None:
         raise managed_refusal(count)
     pending = [(n, fn) for n, fn in MIGRATIONS if n not in applied_migrations(db)]
-    if pending and backup_path:
+    if backup_path and (pending or _drifted(db)):
+        # Before any change: a migration, or only a missing index, column or table.
         result.backup = backup_sqlite(db, backup_path)
     for migration_name, fn in pending:
         with db.atomic():
@@ -156,6 +157,11 @@ def _migrate_locked(db, backup_path: str | None) -> Result:
         db.forget_schema()
     _reconcile(db, result)
     return result
+
+
+def _drifted(db) -> bool:
+    d = schema.drift(db, managed=False, internal_tables=(MIGRATIONS_TABLE,))
+    return bool(d.missing_tables or d.missing_columns or d.missing_indexes)
 
 
 def _reconcile(db, result: Result) -> None:
@@ -185,14 +191,30 @@ def _reconcile(db, result: Result) -> None:
 
 
 def backup_sqlite(db, backup_path: str) -> str:
-    """Online copy of the live SQLite database (sqlite3's backup API)."""
+    """Online copy of the live SQLite database (sqlite3's backup API) into a
+    new file (db.files: created exclusively, never through a symbolic link,
+    with the database's read and write bits and owner)."""
     import sqlite3
+    from urllib.parse import quote
 
-    if os.path.exists(backup_path):
-        raise OperationalProblem(f"backup file {backup_path} already exists")
-    target = sqlite3.connect(backup_path)
+    from nitejarctl.db.files import create_copy_file, same_file
+
+    fd = create_copy_file(backup_path, db.file_path(), what="backup file")
     try:
-        db.connection().backup(target)
+        # mode=rw: SQLite opens the file just created and never creates one.
+        target = sqlite3.connect(f"file:{quote(os.path.abspath(backup_path))}?mode=rw", uri=True)
+        try:
+            target.execute("PRAGMA schema_version").fetchone()  # the file is open now
+            if not same_file(fd, backup_path):
+                raise OperationalProblem(f"backup file {backup_path} was replaced while it was being "
+                                         "written: refusing to write it")
+            db.connection().backup(target)
+        finally:
+            target.close()
+    except BaseException:
+        if same_file(fd, backup_path):
+            os.unlink(backup_path)
+        raise
     finally:
-        target.close()
+        os.close(fd)
     return backup_path

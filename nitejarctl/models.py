@@ -24,7 +24,15 @@ class Text(_ServerDefault, pw.TextField):
 
 
 class Integer(_ServerDefault, pw.IntegerField):
-    pass
+    def python_value(self, value):
+        # SQLite keeps what it is given: nitejar's databases may hold text
+        # ('2024-01-01') in an integer column. It is shown as it is.
+        if value is None or type(value) is int:
+            return value
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return value
 
 
 class Real(_ServerDefault, pw.FloatField):

@@ -239,8 +239,11 @@ def upstream_sql() -> str:
 class Run:
     """Invoke the CLI in-process against one database."""
 
-    def __init__(self, url: str | None):
+    def __init__(self, url: str | None, *, in_environment: bool = False):
+        """`in_environment`: name the database in NITEJAR_DATABASE_URL rather
+        than with -d (as a URL holding a password should be)."""
         self.url = url
+        self.in_environment = in_environment
         self.runner = CliRunner()
 
     def __call__(self, *args, input=None, env=None, url=True, settings=None):
@@ -248,7 +251,10 @@ class Run:
         batching, whether stderr is a terminal, whether a person can answer."""
         argv = [str(a) for a in args]
         if url and self.url is not None:
-            argv += ["-d", self.url]
+            if self.in_environment:
+                env = {"NITEJAR_DATABASE_URL": self.url, **(env or {})}
+            else:
+                argv += ["-d", self.url]
         extra = {} if settings is None else {"obj": settings}
         return self.runner.invoke(cli, argv, input=input, env=env, catch_exceptions=False, **extra)
 

@@ -341,30 +341,57 @@ def test_update_set_on_a_config_that_is_not_an_object(run, db):
 # ---------------------------------------------------------------------- delete
 
 
+PREVIEW = {"agent": {"id": "a-1", "name": "worker", "status": "idle", "sprite_id": None,
+                     "created_at": T0, "updated_at": T0},
+           "deletes": {"agent_integrations": 1, "agent_memories": 2, "messages": 3, "session_summaries": 1,
+                       "jobs": 2, "agents": 1},
+           "nulls": {}, "closes": {"sprite_sessions": 2}}
+WORDS = ("agent 'worker' (a-1) and 9 rows in 5 other tables")
+
+
 def test_delete_dry_run_deletes_nothing(run, busy_agent):
     before = {m: count(m) for m in models.MODELS}
-    result = run("agents", "delete", "worker", "--dry-run", "-o", "csv")
+    result = run("agents", "delete", "worker", "--dry-run", "-o", "json")
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == ("id,name,status,jobs,messages,memories,summaries,links\n"
-                             "a-1,worker,idle,2,3,2,1,1\n")
-    assert result.stderr == ("would delete agent 'worker' (a-1) and 2 jobs, 3 messages, 2 memories, "
-                             "1 summary, 1 integration link (dry run: nothing changed)\n")
+    assert json.loads(result.stdout) == PREVIEW
+    assert result.stderr == f"would delete {WORDS}, close 2 sprite sessions (dry run: nothing changed)\n"
+    csv = run("agents", "delete", "worker", "--dry-run", "-o", "csv")
+    assert csv.stdout == ("change,table,rows\n"
+                          "delete,agent_integrations,1\ndelete,agent_memories,2\ndelete,messages,3\n"
+                          "delete,session_summaries,1\ndelete,jobs,2\ndelete,agents,1\n"
+                          "close,sprite_sessions,2\n")
     assert {m: count(m) for m in models.MODELS} == before
 
 
-def test_delete_cascades(run, busy_agent):
+@freeze_time(FROZEN)
+def test_delete_cascades_and_closes_the_sprite_sessions(run, busy_agent):
     result = run("agents", "delete", "worker", "--yes", "-o", "json")
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout) == [{"id": "a-1", "name": "worker", "status": "idle", "jobs": 2,
-                                          "messages": 3, "memories": 2, "summaries": 1, "links": 1}]
-    assert result.stderr == ("deleted agent 'worker' (a-1) and 2 jobs, 3 messages, 2 memories, "
-                             "1 summary, 1 integration link\n")
+    assert json.loads(result.stdout) == PREVIEW
+    assert result.stderr == f"deleted {WORDS}, 2 sprite sessions closed\n"
     assert [a.id for a in models.Agent.select()] == ["a-2"]
     assert count(models.Job) == 1 and count(models.Message) == 1
     assert count(models.AgentMemory) == 1 and count(models.SessionSummary) == 0
     assert count(models.AgentIntegration) == 1 and count(models.Integration) == 1
-    # sprite sessions are not part of the cascade (no foreign key)
-    assert count(models.SpriteSession) == 4
+    # sprite sessions refer to the agent by no foreign key: its active ones are closed, none deleted
+    S = models.SpriteSession
+    assert count(S) == 4
+    assert sorted((s.agent_id, s.status) for s in S.select()) == [
+        ("a-1", "closed"), ("a-1", "closed"), ("a-1", "closed"), ("a-2", "active")]
+    assert count(S, (S.agent_id == "a-1") & (S.last_active_at == NOW)) == 2
+
+
+def test_delete_in_batches(run, busy_agent):
+    from nitejarctl.cli.context import Settings
+    from nitejarctl.db.batches import Batching
+
+    for _ in range(7):
+        f.message(models.Job.select(models.Job.id).where(models.Job.agent_id == "a-1").scalar())
+    settings = Settings(batching=Batching(first=2, smallest=2, largest=2))
+    result = run("agents", "delete", "worker", "--yes", "-o", "json", settings=settings)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["deletes"]["messages"] == 10
+    assert count(models.Message) == 1 and count(models.Agent) == 1
 
 
 def test_delete_refuses_without_terminal_or_yes(run, busy_agent):
@@ -379,9 +406,10 @@ def test_delete_asks_on_a_terminal(run, busy_agent):
 
     declined = run("agents", "delete", "worker", input="n\n", settings=Settings(interactive=True))
     assert declined.exit_code == 1
-    assert declined.stderr == ("Delete agent 'worker' (a-1) and 2 jobs, 3 messages, 2 memories, "
-                               "1 summary, 1 integration link? [y/N]: n\n"
-                               "nothing deleted\n")
+    assert declined.stderr == (
+        "Delete agent 'worker' (a-1) and 9 rows in 5 other tables (agent_integrations 1, agent_memories 2, "
+        "messages 3, session_summaries 1, jobs 2), close 2 sprite sessions? [y/N]: n\n"
+        "nothing deleted\n")
     assert count(models.Agent) == 2
     accepted = run("agents", "delete", "worker", "-o", "ids", input="y\n", settings=Settings(interactive=True))
     assert (accepted.exit_code, accepted.stdout) == (0, "a-1\n")
@@ -436,15 +464,6 @@ def test_link_unknown_or_ambiguous(run, db):
     assert (ambiguous.exit_code, ambiguous.stderr) == (
         2, "Error: several integrations are named 'same': give the id\n")
     assert count(models.AgentIntegration) == 0
-
-
-def test_link_on_a_nitejar_database(upstream_url):
-    result = Run(upstream_url)("agents", "link", "bot", "tg")
-    assert result.exit_code == 1
-    assert result.stderr == (
-        "Error: this database has no 'agent_integrations' table: it is managed by nitejar's "
-        "migrator, which keeps integrations as plugin instances ('plugin_instances'); manage "
-        "those in nitejar\n")
 
 
 # -------------------------------------------------------------- hostile values

@@ -67,7 +67,7 @@ def test_unsupported_scheme_is_usage_error():
 
 
 def test_unreachable_postgres_hides_password():
-    result = Run("postgresql://ops:hunter2-secret@127.0.0.1:1/nitejar")("doctor")
+    result = Run("postgresql://ops:hunter2-secret@127.0.0.1:1/nitejar", in_environment=True)("doctor")
     assert result.exit_code == 1
     assert "hunter2-secret" not in result.stderr + result.stdout
     assert result.stderr.startswith("Error: cannot connect to postgresql://ops:***@127.0.0.1:1/nitejar: ")
@@ -75,7 +75,7 @@ def test_unreachable_postgres_hides_password():
 
 
 def test_unreachable_postgres_verbose_traceback_is_masked():
-    result = Run("postgresql://ops:hunter2-secret@127.0.0.1:1/nitejar")("doctor", "-v")
+    result = Run("postgresql://ops:hunter2-secret@127.0.0.1:1/nitejar", in_environment=True)("doctor", "-v")
     assert result.exit_code == 1
     assert "Traceback" in result.stderr
     assert "hunter2-secret" not in result.stderr
@@ -85,12 +85,13 @@ def test_wrong_postgres_password(pg_server):
     if pg_server is None:
         pytest.skip("PostgreSQL server binaries (initdb) not found on this machine")
     url = pg_server.url("postgres", PG_PASSWORD_USER, "wrong-" + PG_PASSWORD)
-    result = Run(url)("doctor")
+    result = Run(url, in_environment=True)("doctor")
     assert result.exit_code == 1
     assert PG_PASSWORD not in result.stderr
     assert "password authentication failed" in result.stderr
     assert result.stderr.count("\n") == 1
-    ok = Run(pg_server.url("postgres", PG_PASSWORD_USER, PG_PASSWORD))("migrate", "status", "-o", "json")
+    ok = Run(pg_server.url("postgres", PG_PASSWORD_USER, PG_PASSWORD), in_environment=True)(
+        "migrate", "status", "-o", "json")
     assert ok.exit_code == 0 and PG_PASSWORD not in ok.stdout
 
 

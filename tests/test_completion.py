@@ -1,6 +1,7 @@
 """Shell completion scripts, database-backed candidates, and a light start-up path."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -91,8 +92,11 @@ def test_every_command_has_help_and_an_example():
 
 
 def _complete(words, cword, url):
-    env = {**os.environ, "_NITEJARCTL_COMPLETE": "bash_complete", "COMP_WORDS": words,
-           "COMP_CWORD": str(cword), "NITEJAR_DATABASE_URL": url}
+    """Candidates as bash's completion gets them: the line up to the cursor,
+    and readline's word (what follows the last blank, `:` or `=`)."""
+    line = words if len(words.split()) > cword else words + " "
+    env = {**os.environ, "_NITEJARCTL_COMPLETE": "bash_complete", "COMP_LINE": line,
+           "COMP_WORD": re.split(r"[ :=]", line)[-1], "NITEJAR_DATABASE_URL": url}
     env.pop("DATABASE_URL", None)
     proc, loaded = _probe([], env)
     values = [x.split(",", 1)[1] for x in proc.stdout.splitlines() if "," in x]
@@ -147,11 +151,12 @@ def test_completion_of_agents_integrations_jobs_work_items_and_summaries(sqlite_
              ("nitejarctl integrations disable int", 3, ["int-1"]),
              ("nitejarctl jobs show jo", 3, ["job-1"]),
              ("nitejarctl jobs list --work-item wi", 4, ["wi-1"]),
-             ("nitejarctl work-items list --session-key tg:", 4, ["tg:chat-9"]),
+             ("nitejarctl work-items list --session-key tg:", 4, ["chat-9"]),  # after readline's ':'
+             ("nitejarctl work-items list --session-key tg:c", 4, ["chat-9"]),
              ("nitejarctl compaction show su", 3, ["sum-1"]),
              ("nitejarctl compaction delete sum-1 su", 4, ["sum-1"]),
              ("nitejarctl compaction run --agent al", 4, ["alpha-agent"]),
-             ("nitejarctl compaction idle --session-key tg:", 4, ["tg:chat-9"])]
+             ("nitejarctl compaction idle --session-key tg:", 4, ["chat-9"])]
     for words, cword, expected in cases:
         proc, values, loaded = _complete(words, cword, sqlite_url)
         assert (words, values, loaded) == (words, expected, [])

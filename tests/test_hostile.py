@@ -18,8 +18,10 @@ from dataclasses import dataclass
 import pytest
 from freezegun import freeze_time
 
+from nitejarctl.db import open_database, parse_url
 from tests import factories as f
 from tests.conftest import PG_PASSWORD, PG_PASSWORD_USER, Run
+from tests.helpers import tmux
 from tests.helpers.dbdump import Dumper, dump
 
 NOW = 1_790_000_000
@@ -136,7 +138,7 @@ def world(db, db_url, backend, request):
     finally:
         owner.close()
     url = server.url(name, PG_PASSWORD_USER, PG_PASSWORD)
-    return Run(url), url
+    return Run(url, in_environment=True), url
 
 
 # ------------------------------------------------------------------ the corpus
@@ -477,8 +479,9 @@ DB_COMMANDS = [
 ]
 
 
-def _all_commands(url: str, code: int, error: str, *, with_migrate: bool = True):
-    run = Run(url)
+def _all_commands(url: str, code: int, error: str, *, with_migrate: bool = True,
+                  in_environment: bool = False):
+    run = Run(url, in_environment=in_environment)
     commands = DB_COMMANDS + ([("migrate",)] if with_migrate else [])
     return run, [Case(args, code, error) for args in commands]
 
@@ -553,7 +556,8 @@ def test_an_empty_database_argument_is_a_usage_error(tmp_path, monkeypatch):
 ])
 def test_unreachable_or_unsupported_urls(url, code, error, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    run, cases = _all_commands(url, code, error)
+    # (in the environment: a password given with -d adds a warning, see TestLibpqConventions)
+    run, cases = _all_commands(url, code, error, in_environment=True)
     failures = [f"{c}: {p}" for c in cases for p in problems_of(c, run(*c.args), [], [])]
     assert not failures, "\n".join(failures)
     assert list(tmp_path.iterdir()) == []
@@ -564,7 +568,7 @@ def test_a_wrong_password_is_not_shown(pg_server):
     # (the user name may come out masked too when an earlier test in this process used a
     # password that occurs in it: every password a process saw is masked everywhere)
     start = "Error: cannot connect to postgresql://"
-    run, cases = _all_commands(url, 1, None)
+    run, cases = _all_commands(url, 1, None, in_environment=True)
     failures = []
     for case in cases:
         result = run(*case.args)
@@ -672,3 +676,505 @@ def test_stdin_that_is_not_utf8_in_a_c_locale(db, db_url):
                           capture_output=True, env=env, timeout=60)
     assert (done.returncode, done.stderr) == (2, b"Error: an argument is not valid UTF-8: 'bad\\udcff'\n")
     assert dump(db_url) == before
+
+
+# ------------------------------------------------ secrets and the shell
+#
+# What an admin tool run as root on a production database must never do, one
+# class each: run database text as shell code, print secrets, leak a
+# password from a URL, override libpq's own conventions, write backups others
+# can read or a symbolic link leads, let control characters act on the
+# terminal, split an id for xargs, or hand the database's credentials to a
+# summarizer.
+
+
+
+class TestCompletionIsData:
+    """Tab in a real interactive shell (tmux) over names planted in the
+    database: the command line gets them quoted, Enter runs nitejarctl with
+    the literal text, and nothing planted runs."""
+
+    CASES = [  # (typed before Tab, the word the command receives)
+        ("nitejarctl agents show sup", "AGENT"),
+        ("nitejarctl agents show 'sup", "AGENT"),
+        ('nitejarctl agents show "sup', "AGENT"),
+        ("nitejarctl sessions list --session-key tg:", "KEY"),
+        ("nitejarctl sessions list --session-key 'tg:c", "KEY"),
+        ("nitejarctl memories list --agent=sup", "--agent=AGENT"),
+        ("nitejarctl agents show evil", "CONTROLS"),
+        ('nitejarctl agents show "evil', "CONTROLS"),
+    ]
+    SHELLS = {"bash": CASES, "zsh": CASES[:2] + CASES[3:5] + CASES[6:7], "fish": CASES[:1] + CASES[3:4]}
+
+    @staticmethod
+    def _plant(tmp_path):
+        values = {"AGENT": f"support-bot$(touch {tmp_path}/owned)",
+                  "KEY": f"tg:chat$(touch {tmp_path}/owned-too)`touch {tmp_path}/owned-three`",
+                  "CONTROLS": "evil\x1b]0;pwned\x07 !x \u202eok *"}
+        f.agent(values["AGENT"], id="agent-planted")
+        f.agent(values["CONTROLS"], id="agent-controls")
+        f.sprite_session("agent-planted", values["KEY"], id="sess-planted")
+        return values
+
+    @staticmethod
+    def _shell(shell: str, tmp_path, url: str) -> tmux.Shell:
+        import shutil
+
+        bindir = os.path.dirname(shutil.which("nitejarctl"))
+        home = tmp_path / "home"
+        home.mkdir()
+        env = {"HOME": str(home), "TERM": "xterm", "LANG": "C.UTF-8", "PATH": f"{bindir}:/usr/bin:/bin",
+               "NITEJAR_DATABASE_URL": url, "HISTFILE": "/dev/null"}
+        argv_file = tmp_path / "argv"
+        if shell == "bash":
+            rc = home / ".bashrc"
+            rc.write_text("PS1='$ '\neval \"$(nitejarctl completion bash)\"\n"
+                          f"argv() {{ printf '%s\\0' \"$@\" > {argv_file}; }}\n")
+            argv = ["bash", "--noprofile", "--rcfile", str(rc), "-i"]
+        elif shell == "zsh":
+            (home / ".zshrc").write_text("PS1='$ '\nautoload -U compinit && compinit -u\n"
+                                         "eval \"$(nitejarctl completion zsh)\"\n"
+                                         f"argv() {{ printf '%s\\0' \"$@\" > {argv_file}; }}\n")
+            argv = ["zsh", "-i"]
+        else:
+            config = home / ".config" / "fish"
+            config.mkdir(parents=True)
+            (config / "config.fish").write_text(
+                "function fish_prompt; echo '$ '; end\nfunction fish_greeting; end\n"
+                "nitejarctl completion fish | source\n"
+                f"function argv; printf '%s\\0' $argv > {argv_file}; end\n")
+            argv = ["fish", "-i"]
+        return tmux.Shell(argv, env=env, cwd=str(tmp_path))
+
+    @staticmethod
+    def _received(sh: tmux.Shell, typed: str, argv_file) -> list[str]:
+        """Type `typed`, Tab, then run the completed line under `argv` (which
+        writes the words it gets): what the command would receive."""
+        sh.type(typed)
+        before = sh.screen()
+        sh.press("Tab")
+        sh.wait_for(lambda: sh.screen() != before, f"the completion of {typed!r}")
+        sh.type(" end")
+        sh.press("C-a")
+        sh.type("argv ")
+        sh.press("Enter")
+        # The shell creates the file before printf writes to it: wait for the last word.
+        sh.wait_for(lambda: argv_file.exists() and argv_file.read_bytes().endswith(b"\0end\0"),
+                    f"the command line completed from {typed!r} to run")
+        words = argv_file.read_bytes().decode().split("\0")[:-1]
+        argv_file.unlink()
+        return words
+
+    @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+    def test_tab_then_enter_runs_nothing_planted(self, shell, db, db_url, tmp_path):
+        if not tmux.available(shell):
+            pytest.skip(f"tmux or {shell} is not installed")
+        values = self._plant(tmp_path)
+        db.close()
+        argv_file = tmp_path / "argv"
+        with self._shell(shell, tmp_path, db_url) as sh:
+            sh.wait_for(lambda: "$" in sh.screen(), "the prompt")
+            for typed, expected in self.SHELLS[shell]:
+                word = expected.replace("--agent=AGENT", "--agent=" + values["AGENT"])
+                word = values.get(word, word)
+                received = self._received(sh, typed, argv_file)
+                assert received[-2:] == [word, "end"], (typed, received)
+                assert received[:-2] == typed.split()[:len(received) - 2]
+            # The real command: Tab, then Enter.
+            sh.type("nitejarctl agents show sup")
+            sh.press("Tab")
+            sh.wait_for(lambda: "support-bot" in sh.screen(), "the agent's name to be completed")
+            sh.type(f" -o json > {tmp_path}/shown.json; touch {tmp_path}/done")
+            sh.press("Enter")
+            sh.wait_for((tmp_path / "done").exists, "the command to run")
+            screen = sh.screen()
+        import json
+
+        assert json.loads((tmp_path / "shown.json").read_text())["name"] == values["AGENT"]
+        assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("owned")]
+        if shell == "bash":  # what the line showed: escapes, not the characters themselves
+            assert "$'\\x1b'" in screen and "\x1b" not in screen
+
+
+class TestShellQuoting:
+    """Every candidate, quoted for each context bash completes in, reads back
+    as itself (bash itself evaluates it)."""
+
+    TEXTS = ["support-bot$(touch /x/owned)", "a b\tc\nd", "it's \"q\" \\ `id` ${HOME} !x *?[a]{b,c} ~ #",
+             "evil\x1b]52;c;Zm9v\x07\x9b2J\u202eok", "é 🚀 tg:chat-9 a=b", ""]
+
+    @pytest.mark.parametrize("inside, before, after", [
+        (None, "", ""), ("'", "'", "'"), ('"', '"', '"'), ("$'", "$'", "'")])
+    def test_quoted_text_reads_back_exactly(self, inside, before, after):
+        import subprocess
+
+        from nitejarctl.cli.shell_words import quote, split_line
+
+        for text in self.TEXTS:
+            word = before + quote(text, inside) + after
+            assert "\x1b" not in word and "\u202e" not in word and "\n" not in word
+            done = subprocess.run(["bash", "-c", f"printf '%s\\0' {word}"], capture_output=True, timeout=30)
+            assert done.stdout.decode() == text + "\0", (inside, text, word)
+            assert split_line("cmd " + word)[-1].value == text
+
+
+SECRET_CONFIG = {
+    "botToken": "tok-SECRET-1",
+    "webhook": {"url": "https://example.org/hook", "webhookSecret": "whs-SECRET-2"},
+    "app": {"privateKey": "-----BEGIN SECRET-3", "client_secret": "cs-SECRET-4", "appId": 42,
+            "credentials": {"user": "bot", "pass": "SECRET-5"}},
+    "API_KEY": "enc:v1:SECRET-6",
+    "note": "enc:v1:SECRET-7",
+    "accounts": [{"name": "a", "password": "pw-SECRET-8"}, {"name": "b", "passphrase": ""}],
+    "token_ttl": None,
+}
+MASKED_CONFIG = {
+    "botToken": "***",
+    "webhook": {"url": "https://example.org/hook", "webhookSecret": "***"},
+    "app": {"privateKey": "***", "client_secret": "***", "appId": 42,
+            "credentials": {"user": "***", "pass": "***"}},
+    "API_KEY": "enc:***",
+    "note": "enc:***",
+    "accounts": [{"name": "a", "password": "***"}, {"name": "b", "passphrase": ""}],
+    "token_ttl": None,
+}
+
+
+class TestSecretsAreMasked:
+    """Integration secrets are never printed unless asked for, and a config
+    written back with the placeholders keeps them."""
+
+    @staticmethod
+    def _stored(db_url) -> dict:
+        import json
+
+        database = open_database(parse_url(db_url))
+        try:
+            text = database.execute_sql("SELECT config FROM integrations WHERE name = 'tg'").fetchone()[0]
+        finally:
+            database.close()
+        return json.loads(text)
+
+    @staticmethod
+    def _secretless(result) -> None:
+        shown = result.stdout + result.stderr
+        assert "SECRET" not in shown, shown
+
+    def test_every_format_masks(self, run, db):
+        import json
+
+        f.integration("telegram", "tg", id="int-tg", config=SECRET_CONFIG)
+        for fmt in ("json", "jsonl", "csv", "tsv", "table", "ids"):
+            result = run("integrations", "show", "tg", "-o", fmt, env={"COLUMNS": "300"})
+            assert result.exit_code == 0, result.stderr
+            self._secretless(result)
+        assert json.loads(run("integrations", "show", "tg", "-o", "json").stdout)["config"] == MASKED_CONFIG
+        assert "***" in run("integrations", "show", "tg", "-o", "table").stdout
+        revealed = run("integrations", "show", "tg", "-o", "json", "--show-secrets")
+        assert json.loads(revealed.stdout)["config"] == SECRET_CONFIG
+        assert revealed.stderr == ""  # the warning is for a terminal
+
+    def test_show_secrets_warns_on_a_terminal(self, db, db_url):
+        import pty
+        import subprocess
+
+        f.integration("telegram", "tg", config=SECRET_CONFIG)
+        db.close()
+        leader, follower = pty.openpty()
+        try:
+            done = subprocess.run(["nitejarctl", "-d", db_url, "integrations", "show", "tg", "--show-secrets"],
+                                  stdout=follower, stderr=subprocess.PIPE, text=True, timeout=60,
+                                  env={**os.environ, "COLUMNS": "200"})
+        finally:
+            os.close(follower)
+            os.close(leader)
+        assert done.returncode == 0
+        assert done.stderr == "Warning: secrets are shown as stored: mind who can see this terminal\n"
+
+    def test_a_config_written_back_keeps_the_stored_secrets(self, run, db, db_url):
+        import json
+
+        f.integration("telegram", "tg", config=SECRET_CONFIG)
+        shown = json.loads(run("integrations", "show", "tg", "-o", "json").stdout)["config"]
+        shown["webhook"]["url"] = "https://example.org/new"
+        shown["accounts"].append({"name": "c", "password": "pw-SECRET-9"})
+        updated = run("integrations", "update", "tg", "--config", "@-", "-v", input=json.dumps(shown))
+        assert updated.exit_code == 0, updated.stderr
+        self._secretless(updated)
+        expected = json.loads(json.dumps(SECRET_CONFIG))
+        expected["webhook"]["url"] = "https://example.org/new"
+        expected["accounts"].append({"name": "c", "password": "pw-SECRET-9"})
+        assert self._stored(db_url) == expected
+        # --set with a secret value, echoed and traced with -v: never shown.
+        edited = run("integrations", "update", "tg", "--set", "webhook.webhookSecret=whs-SECRET-10", "-v")
+        assert edited.exit_code == 0, edited.stderr
+        self._secretless(edited)
+        assert self._stored(db_url)["webhook"]["webhookSecret"] == "whs-SECRET-10"
+
+    def test_a_placeholder_where_nothing_is_stored_is_refused(self, run, db, db_url):
+        f.integration("telegram", "tg", config={"botToken": "tok-SECRET-1"})
+        before = dump(db_url)
+        result = run("integrations", "update", "tg", "--config", '{"botToken": "***", "apiKey": "***"}')
+        assert (result.exit_code, result.stderr) == (2, (
+            "Error: apiKey in the config of integration 'tg' is the placeholder '***' but nothing is "
+            "stored there: give the real value\n"))
+        created = run("integrations", "create", "telegram", "tg2", "--config", '{"botToken": "enc:***"}')
+        assert created.exit_code == 2 and "placeholder 'enc:***'" in created.stderr
+        assert dump(db_url) == before
+
+    def test_a_failing_row_is_not_echoed(self, run, db, db_url):
+        # PostgreSQL quotes the whole row that breaks a constraint (DETAIL:
+        # Failing row contains …): the config with its secrets.
+        db.execute_sql("ALTER TABLE integrations ADD CONSTRAINT no_forbidden CHECK (scope <> 'forbidden')"
+                       if db.backend == "postgresql" else
+                       "CREATE TRIGGER no_forbidden BEFORE INSERT ON integrations WHEN NEW.scope = 'forbidden' "
+                       "BEGIN SELECT RAISE(ABORT, 'scope forbidden'); END")
+        db.close()
+        before = dump(db_url)
+        config = '{"botToken": "tok-SECRET-1"}'
+        for extra in ((), ("-v",)):
+            result = run("integrations", "create", "telegram", "x", "--config", config, "--scope", "forbidden",
+                         *extra)
+            assert result.exit_code == 1
+            self._secretless(result)
+            assert result.stderr.splitlines()[-1].startswith("Error: database error: ")
+        if db.backend == "postgresql":
+            assert "Failing row not shown" in result.stderr
+        assert dump(db_url) == before
+
+
+class TestUrlMasking:
+    """The whole password of a URL, an unencoded `@` in it included, and every
+    query parameter naming a password are masked in every message."""
+
+    @pytest.mark.parametrize("url, shown", [
+        ("postgresql://ops:p@ss@w0rd@db.example:5432/nitejar", "postgresql://ops:***@db.example:5432/nitejar"),
+        ("postgresql://ops:pw@db/n?sslmode=require&sslpassword=key-pass&x=1",
+         "postgresql://ops:***@db/n?sslmode=require&sslpassword=***&x=1"),
+        ("postgres://db/n?PASSWORD=abc", "postgres://db/n?PASSWORD=***"),
+        ("postgresql://ops:@db/n", "postgresql://ops:***@db/n"),
+        ("postgresql://ops@db/n?application_name=a@b", "postgresql://ops@db/n?application_name=a@b"),
+    ])
+    def test_mask_url(self, url, shown):
+        from nitejarctl.db import mask_url
+
+        assert mask_url(url) == shown
+
+    def test_every_message_masks(self, backend, db_url, tmp_path):
+        import json
+
+        if backend == "sqlite":
+            url = f"sqlite:///{db_url}?password=p@ss@w0rd&sslpassword=key-pass"
+        else:
+            # Trust authentication: the password is sent for nothing, and must show nowhere.
+            url = db_url.replace("postgres@", "postgres:p@ss@w0rd@") + "?sslpassword=key-pass"
+        run = Run(url, in_environment=True)
+        for args in (("doctor", "-o", "json"), ("migrate", "status", "-o", "json"), ("migrate",),
+                     ("doctor", "-v"), ("sessions", "show", "nope")):
+            result = run(*args)
+            for secret in ("p@ss", "w0rd", "key-pass"):
+                assert secret not in result.stdout + result.stderr, (args, result.stderr)
+        report = json.loads(run("doctor", "-o", "json").stdout)
+        assert "password=***" in report["database"] or "sslpassword=***" in report["database"]
+        unreachable = Run("postgresql://ops:p@ss@w0rd@127.0.0.1:1/n?sslpassword=key-pass", in_environment=True)
+        result = unreachable("doctor")
+        assert result.stderr.startswith(
+            "Error: cannot connect to postgresql://ops:***@127.0.0.1:1/n?sslpassword=***: ")
+
+
+class TestLibpqConventions:
+    """Only what the URL names reaches libpq: its environment, service file
+    and password file apply as with psql; a password on the command line
+    warns once."""
+
+    @pytest.fixture
+    def pg(self, pg_server, pg_url):
+        import psycopg2
+
+        name = pg_url.rsplit("/", 1)[1]
+        conn = psycopg2.connect(pg_url)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("INSERT INTO agents (id, name) VALUES ('agent-here', 'here')")
+            cur.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {PG_PASSWORD_USER}")
+        conn.close()
+        return pg_server, name
+
+    def _agents(self, url: str, env: dict) -> str:
+        result = Run(url, in_environment=True)("agents", "list", "-o", "ids", env=env)
+        assert result.exit_code == 0, result.stderr
+        return result.stdout
+
+    def test_pgdatabase_and_the_service_file(self, pg, tmp_path):
+        server, name = pg
+        host = f"postgresql://postgres@{server.host}:{server.port}"
+        assert self._agents(host, {"PGDATABASE": name}) == "agent-here\n"
+        services = tmp_path / "pg_service.conf"
+        services.write_text(f"[prod]\nhost={server.host}\nport={server.port}\ndbname={name}\nuser=postgres\n")
+        env = {"PGSERVICEFILE": str(services)}
+        assert self._agents("postgresql:///?service=prod", env) == "agent-here\n"
+        migrated = Run("postgresql:///?service=prod", in_environment=True)("migrate", "-o", "json", env=env)
+        assert migrated.exit_code == 0, migrated.stderr  # the named database, up to date: nothing to do
+        assert '"changed": false' in migrated.stdout
+
+    def test_pgpassword_and_the_password_file(self, pg, tmp_path):
+        server, name = pg
+        url = f"postgresql://{PG_PASSWORD_USER}@{server.host}:{server.port}/{name}"
+        assert self._agents(url, {"PGPASSWORD": PG_PASSWORD}) == "agent-here\n"
+        passfile = tmp_path / "pgpass"
+        passfile.write_text(f"{server.host}:{server.port}:*:{PG_PASSWORD_USER}:{PG_PASSWORD}\n")
+        passfile.chmod(0o600)
+        assert self._agents(url, {"PGPASSFILE": str(passfile)}) == "agent-here\n"
+        wrong = Run(url, in_environment=True)("agents", "list", env={"PGPASSWORD": "wrong"})
+        assert wrong.exit_code == 1 and "password authentication failed" in wrong.stderr
+
+    WARNING = ("Warning: a password given with -d/--database-url is visible to every local user in the "
+               "process list; use PGPASSWORD, ~/.pgpass or a service file (postgresql:///?service=NAME) "
+               "instead\n")
+
+    def test_a_password_on_the_command_line_warns_once(self, backend, db_url, request):
+        if backend == "postgresql":
+            server = request.getfixturevalue("pg_server")
+            url = server.url(db_url.rsplit("/", 1)[1], "postgres", "unused-pw")  # trust: accepted
+        else:
+            url = db_url
+        on_line = Run(url)("migrate", "status", "-o", "json")
+        assert on_line.exit_code == 0
+        assert on_line.stderr == (self.WARNING if backend == "postgresql" else "")
+        in_env = Run(url, in_environment=True)("migrate", "status", "-o", "json")
+        assert (in_env.exit_code, in_env.stderr) == (0, "")
+
+
+class TestBackupsArePrivate:
+    """migrate --backup: a new file only, never through a symbolic link, as
+    private as the database, and before any change migrate makes."""
+
+    @staticmethod
+    def _backups(directory):
+        return sorted(p for p in directory.iterdir() if p.name.endswith(".bak"))
+
+    @pytest.mark.parametrize("mode, expected", [(0o600, 0o600), (0o640, 0o640), (0o755, 0o644)])
+    def test_the_mode_of_the_database(self, mode, expected, tmp_path):
+        path = tmp_path / "old.db"
+        sqlite3.connect(path).execute("CREATE TABLE keepme (x)").connection.commit()
+        path.chmod(mode)
+        result = Run(str(path))("migrate", "--backup")
+        assert result.exit_code == 0, result.stderr
+        (backup,) = self._backups(tmp_path)
+        assert oct(backup.stat().st_mode & 0o777) == oct(expected)
+        assert {r[0] for r in sqlite3.connect(backup).execute("SELECT name FROM sqlite_master")} == {"keepme"}
+
+    def test_a_planted_symbolic_link_is_not_followed(self, tmp_path):
+        import time
+
+        path = tmp_path / "old.db"
+        sqlite3.connect(path).execute("CREATE TABLE keepme (x)").connection.commit()
+        path.chmod(0o600)
+        target = tmp_path / "elsewhere"
+        before = path.read_bytes()
+        with freeze_time(FROZEN):
+            link = tmp_path / f"old.db.{time.strftime('%Y%m%d-%H%M%S')}.bak"
+            link.symlink_to(target)  # dangling, at the predictable name
+            result = Run(str(path))("migrate", "--backup")
+        assert (result.exit_code, result.stderr) == (
+            1, f"Error: backup file {link} is a symbolic link: refusing to overwrite it or follow it\n")
+        assert not target.exists() and link.is_symlink()
+        assert path.read_bytes() == before  # nothing migrated without its backup
+
+    def test_a_drifted_schema_is_backed_up_first(self, backend, db_url, tmp_path):
+        database = open_database(parse_url(db_url))
+        database.execute_sql("DROP INDEX idx_sprite_sessions_status")
+        database.close()
+        result = Run(db_url)("migrate", "--backup")
+        if backend == "postgresql":
+            assert result.exit_code == 2 and "use pg_dump" in result.stderr
+            return
+        assert result.exit_code == 0, result.stderr
+        (backup,) = self._backups(tmp_path)
+        assert f"backup written to {backup}\nadded index idx_sprite_sessions_status on sprite_sessions\n" \
+            in result.stderr
+        indexes = {r[0] for r in sqlite3.connect(backup).execute("SELECT name FROM sqlite_master")}
+        assert "idx_sprite_sessions_status" not in indexes and "idx_sprite_sessions_sprite_name" in indexes
+        again = Run(db_url)("migrate", "--backup")  # nothing to change: no backup
+        assert again.exit_code == 0 and len(self._backups(tmp_path)) == 1
+
+
+ESC_NAME = "bot\x1b]52;c;Zm9v\x07\x1b[2J\x1b]0;title\x07\u202eevil"
+ESC_SHOWN = "bot\\x1b]52;c;Zm9v\\x07\\x1b[2J\\x1b]0;title\\x07\\u202eevil"
+
+
+class TestControlCharacters:
+    """Escape sequences and bidi overrides from the database are shown
+    escaped in tables and terminal messages; machine formats keep them."""
+
+    @staticmethod
+    def _seed():
+        a = f.agent(ESC_NAME, id="agent-esc")
+        f.sprite_session(a["id"], "tg:\x1b[2J", id="sess-esc", sprite_name="sprite\u202eA\x9b")
+        f.conversation("tg:k", a["id"], [("user", "hi \x1b]0;owned\x07 there"), ("assistant", "ok\u202e")],
+                       start=NOW - DAY)
+        f.memory(a["id"], "x", id="mem\x1b[31m")
+
+    @staticmethod
+    def _raw(text: str) -> bool:
+        return any(c in text for c in ("\x1b", "\x07", "\u202e", "\x9b"))
+
+    def test_tables_and_messages(self, run, db):
+        import json
+
+        self._seed()
+        wide = {"COLUMNS": "400"}
+        for args in (("agents", "list"), ("sessions", "list"), ("sessions", "history", "tg:k"),
+                     ("agents", "show", "agent-esc"), ("sessions", "show", "sess-esc")):
+            table = run(*args, "-o", "table", env=wide)
+            assert table.exit_code == 0, table.stderr
+            assert not self._raw(table.stdout + table.stderr), (args, table.stdout)
+        assert ESC_SHOWN in run("agents", "list", "-o", "table", env=wide).stdout
+        assert "\\x1b]0;owned\\x07" in run("sessions", "history", "tg:k", "-o", "table", env=wide).stdout
+        # A message on stderr that names a value as it is.
+        edited = run("memories", "edit", "mem\x1b[31m", "new text")
+        assert edited.exit_code == 0 and edited.stderr == "edited memory mem\\x1b[31m\n"
+        missing = run("agents", "show", ESC_NAME + "x")
+        assert missing.exit_code == 3 and not self._raw(missing.stderr)
+        # Machine formats keep the data exact.
+        listed = [json.loads(line) for line in run("agents", "list", "-o", "jsonl").stdout.splitlines()]
+        assert ESC_NAME in [row["name"] for row in listed]
+        assert ESC_NAME in run("agents", "list", "-o", "tsv").stdout
+
+
+class TestIdsAreOneLineEach:
+    """-o ids escapes as TSV does: an id holding a tab or a newline is still
+    one line, one xargs argument."""
+
+    def test_ids_with_tabs_and_newlines(self, run, db, tmp_path):
+        import subprocess
+
+        for sid in ("plain", "tab\there", "new\nline", "back\\slash", "cr\rx"):
+            f.sprite_session("agent-1", id=sid)
+        result = run("sessions", "list", "-o", "ids")
+        assert sorted(result.stdout.splitlines()) == sorted(
+            ["plain", "tab\\there", "new\\nline", "back\\\\slash", "cr\\rx"])
+        args = subprocess.run(["xargs", "-n1", "printf", "%s\\0"], input=result.stdout, capture_output=True,
+                              text=True, timeout=30).stdout.split("\0")[:-1]
+        assert len(args) == 5
+        shown = run("sessions", "show", "tab\there", "-o", "ids")
+        assert shown.stdout == "tab\\there\n"
+
+
+class TestSummarizerEnvironment:
+    """The summarizer gets the transcript, not the database's credentials."""
+
+    def test_withheld_variables(self, run, db, tmp_path):
+        a = f.agent("ops")
+        f.conversation("tg:k", a["id"], [("user", "q"), ("assistant", "a")], start=NOW - DAY)
+        seen = tmp_path / "env"
+        env = {"NITEJAR_DATABASE_URL": "postgresql://u:pw-1@h/db", "DATABASE_URL": "postgresql://u:pw-2@h/db",
+               "PGPASSWORD": "pw-3", "PGPASSFILE": "/root/.pgpass", "PGSERVICEFILE": "/etc/pg_service.conf",
+               "NITEJAR_HARMLESS": "kept"}
+        with freeze_time(FROZEN):
+            result = run("compaction", "run", "--summarizer", f"env > {seen}; echo a summary", "-q", env=env)
+        assert result.exit_code == 0, result.stderr
+        names = {line.split("=", 1)[0] for line in seen.read_text().splitlines() if "=" in line}
+        assert not names & {"NITEJAR_DATABASE_URL", "DATABASE_URL", "PGPASSWORD", "PGPASSFILE", "PGSERVICEFILE"}
+        assert {"NITEJAR_HARMLESS", "NITEJAR_SESSION_KEY", "NITEJAR_AGENT_ID", "PATH"} <= names
+        assert "pw-" not in seen.read_text()

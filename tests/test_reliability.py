@@ -38,6 +38,7 @@ from pathlib import Path
 import pytest
 
 from tests import factories as f
+from tests.helpers.generated import generator
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALE = os.environ.get("NITEJARCTL_RELIABILITY_SCALE", "ci")
@@ -51,18 +52,11 @@ LONGEST_ROW_WAIT = 2.0
 pytestmark = pytest.mark.slow
 
 
-def _generator():
-    spec = importlib.util.spec_from_file_location("bench_generate", ROOT / "bench" / "generate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
     """The generator's database at SCALE (made once; each test works on a copy)."""
     path = tmp_path_factory.mktemp("reliability") / f"{SCALE}.db"
-    meta = _generator().generate(str(path), SCALE, 1)
+    meta = generator().generate(str(path), SCALE, 1)
     return path, meta
 
 

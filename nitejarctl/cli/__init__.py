@@ -44,6 +44,8 @@ COMMANDS = {
     "jobs": ("nitejarctl.cli.jobs", "jobs", "Inspect jobs and their messages."),
     "idempotency": ("nitejarctl.cli.idempotency", "idempotency", "List and prune idempotency keys."),
     "cleanup": ("nitejarctl.cli.cleanup", "cleanup", "Compact, close stale and purge old sessions (for cron)."),
+    "repair": ("nitejarctl.cli.repair", "repair", "Repair dangling references nitejar leaves behind."),
+    "transfer": ("nitejarctl.cli.transfer", "transfer", "Copy the SQLite database into PostgreSQL, verified."),
     "completion": ("nitejarctl.cli.completion", "completion", "Print the shell completion script."),
 }
 
@@ -97,6 +99,8 @@ class RootGroup(NitejarGroup):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         self._settings = None
+        if os.environ.get("_NITEJARCTL_COMPLETE"):
+            import nitejarctl.cli.completion  # noqa: F401  (nitejarctl's own completion scripts)
         undecodable = _undecodable(sys.argv[1:] if args is None else args)
         if undecodable is not None:
             # Python hands such bytes over as surrogates, which no database accepts.
@@ -155,8 +159,11 @@ class RootGroup(NitejarGroup):
             import traceback
 
             from nitejarctl.db import mask_secrets
+            from nitejarctl.secrets import without_rows
+            from nitejarctl.visible import visible_cell
 
-            click.echo(mask_secrets("".join(traceback.format_exception(exc))), err=True)
+            text = "".join(traceback.format_exception(exc))
+            click.echo(visible_cell(mask_secrets(without_rows(text))), err=True)
         _error(message, prefix=prefix)
 
 
@@ -178,8 +185,10 @@ def _module_exists(module: str) -> bool:
 
 def _error(message: str, *, prefix: str = "Error: ") -> None:
     from nitejarctl.db import mask_secrets
+    from nitejarctl.secrets import without_rows
+    from nitejarctl.visible import visible
 
-    line = " ".join(mask_secrets(str(message)).split())
+    line = visible(" ".join(mask_secrets(without_rows(str(message))).split()))
     click.echo(f"{prefix}{line}", err=True)
 
 
@@ -211,7 +220,9 @@ def _database_errors() -> tuple:
 
 
 def _database_message(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    from nitejarctl.secrets import without_rows
+
+    text = " ".join(without_rows(str(exc)).split()) or type(exc).__name__
     if "database is locked" in text or "database table is locked" in text:
         return ("database is locked: another process held the write lock past the busy "
                 "timeout (retry, or raise --busy-timeout)")

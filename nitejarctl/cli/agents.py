@@ -8,7 +8,6 @@ from nitejarctl.cli import completers
 from nitejarctl.cli.context import pass_settings
 from nitejarctl.cli.options import (
     config_edit_options,
-    confirm,
     dry_run_option,
     group,
     ignore_missing_option,
@@ -28,13 +27,6 @@ def _columns(*extra):
             Column("created_at", "time"), Column("updated_at", "time"), *extra]
 
 
-def _delete_columns():
-    from nitejarctl.output import Column
-
-    return [Column("id"), Column("name"), Column("status"),
-            *(Column(k, "int") for k in ("jobs", "messages", "memories", "summaries", "links"))]
-
-
 def _link_columns():
     from nitejarctl.output import Column
 
@@ -48,15 +40,6 @@ def _nonempty(value: str, what: str) -> str:
     if not value.strip():
         raise UsageProblem(f"the {what} must not be empty")
     return value
-
-
-def describe_cascade(counts: dict) -> str:
-    """'3 jobs, 12 messages, 4 memories, 1 summary, 2 integration links'"""
-    from nitejarctl.output.words import plural
-
-    return ", ".join([plural(counts["jobs"], "job"), plural(counts["messages"], "message"),
-                      plural(counts["memories"], "memory"), plural(counts["summaries"], "summary"),
-                      plural(counts["links"], "integration link")])
 
 
 @group()
@@ -196,17 +179,29 @@ def agents_update(settings, agent, name, status, sprite_id, config_text, sets, u
 @ignore_missing_option
 @pass_settings
 def agents_delete(settings, agent, dry_run, yes, ignore_missing):
-    """Delete an agent, and with it its jobs, their messages, its memories,
-    summaries and integration links.
+    """Delete an agent and every row its database's foreign keys tie to it:
+    its jobs and their messages, memories, summaries, links, and whatever else
+    refers to it (ON DELETE CASCADE, to every depth), references to those
+    rows set to NULL where the key says SET NULL; its active sprite sessions
+    are closed.
 
-    Shows what goes with it and asks on a terminal; --yes skips the question.
+    The preview (--dry-run, and the question) counts exactly what the delete
+    changes, per table and key; -o json gives {"agent": …, "deletes": {table:
+    rows}, "nulls": {"table.column": rows}, "closes": {"sprite_sessions":
+    rows}}. A row that would be left referring to a deleted one through a key
+    without ON DELETE action blocks the delete (exit 1). Large agents are
+    deleted in short batches. Asks on a terminal; --yes skips the question.
 
     \b
     Examples:
-      nitejarctl agents delete old-bot --dry-run
+      nitejarctl agents delete old-bot --dry-run -o json
       nitejarctl agents delete old-bot --yes
     """
+    from nitejarctl.cli.changes import CascadeReport, Words, run_cascade
+    from nitejarctl.db import now
+    from nitejarctl.maintenance.cascade import Cascade
     from nitejarctl.repositories import agents as repo
+    from nitejarctl.repositories import sprite_sessions
 
     db = settings.database()
     try:
@@ -216,16 +211,14 @@ def agents_delete(settings, agent, dry_run, yes, ignore_missing):
             raise
         settings.warn(exc.message)
         return
-    label = f"agent {found['name']!r} ({found['id']})"
-    counts = repo.cascade_counts(db, found["id"])
-    if dry_run:
-        settings.emit([{**found, **counts}], _delete_columns())
-        settings.info(f"would delete {label} and {describe_cascade(counts)} (dry run: nothing changed)")
-        return
-    confirm(settings, f"Delete {label} and {describe_cascade(counts)}?", yes)
-    removed = repo.delete(db, found["id"])
-    settings.emit([{**found, **removed}], _delete_columns())
-    settings.info(f"deleted {label} and {describe_cascade(removed)}")
+    agent_id = found["id"]
+    row = repo.get(db, agent_id, repo.LIST_FIELDS)
+    closing = sprite_sessions.closing_of_agent(db, agent_id, now())
+    also = {} if closing is None else {"sprite_sessions": closing}
+    report = CascadeReport(f"agent {found['name']!r} ({agent_id})", "agent", row, table="agents",
+                           also={"closes": ("sprite_sessions", Words("close", "closed", "sprite session"))})
+    cascade = Cascade(db, {"agents": lambda t: t.c.id == agent_id})
+    run_cascade(settings, cascade, report, also=also, dry_run=dry_run, yes=yes)
 
 
 @agents.command(name="link")

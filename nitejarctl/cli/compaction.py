@@ -6,7 +6,7 @@ import click
 
 from nitejarctl.cli import completers
 from nitejarctl.cli.changes import Words, show_changed
-from nitejarctl.cli.context import pass_settings
+from nitejarctl.cli.context import pass_settings, say
 from nitejarctl.cli.options import (
     DURATION,
     TABLE_LIMIT,
@@ -144,7 +144,8 @@ def compaction_run(settings, idle, session_key, agent_id, summarizer, summarizer
     The default summary is nitejar's: "Conversation topics: " and the start
     of the first five user messages. --summarizer runs a command through
     sh -c for each conversation (NITEJAR_SESSION_KEY and NITEJAR_AGENT_ID in
-    its environment); when it fails, times out or prints nothing, that
+    its environment; NITEJAR_DATABASE_URL, DATABASE_URL, PGPASSWORD, PGPASSFILE
+    and PGSERVICEFILE removed from it); when it fails, times out or prints nothing, that
     conversation is reported and left as it was, the others go on, and the
     exit code is 4. A dry run does not run the summarizer.
 
@@ -205,7 +206,7 @@ def _interrupted(run, exc: BaseException) -> None:
     if isinstance(exc, Terminated):
         raise Interrupted(line, EXIT_TERMINATED) from None
     if run.counts["compacted"]:
-        click.echo(line, err=True)
+        say(line)
     raise exc
 
 

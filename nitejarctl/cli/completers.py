@@ -48,10 +48,15 @@ session_ids = _column("sprite_sessions", "id")
 session_keys = _column("work_items", "session_key")
 sprite_session_keys = _column("sprite_sessions", "session_key")
 memory_ids = _column("agent_memories", "id")
-integration_ids = _column("integrations", "id")
 summary_ids = _column("session_summaries", "id")
 work_item_ids = _column("work_items", "id")
 job_ids = _column("jobs", "id")
+
+
+def integration_ids(ctx, param, incomplete):
+    """Integrations, or on a database nitejar created its plugin instances."""
+    return _items(_rows(ctx, "integrations", "id", incomplete)
+                  or _rows(ctx, "plugin_instances", "id", incomplete))
 
 
 def agents(ctx, param, incomplete):

@@ -42,8 +42,12 @@ class Settings:
         if self._target is None:
             from nitejarctl.db import parse_url, resolve_url
 
-            url, _source = resolve_url(self.database_url)
+            url, source = resolve_url(self.database_url)
             self._target = parse_url(url)
+            if source == "--database-url" and self._target.password_given:
+                self.warn("a password given with -d/--database-url is visible to every local user "
+                          "in the process list; use PGPASSWORD, ~/.pgpass or a service file "
+                          "(postgresql:///?service=NAME) instead")
         return self._target
 
     @property
@@ -63,6 +67,9 @@ class Settings:
 
                 timings.enable()
                 db.trace = _trace
+            db.notify = self.info
+            if getattr(db, "read_only_note", None):
+                self.info(db.read_only_note)
             self._db = db
         return self._db
 
@@ -102,10 +109,10 @@ class Settings:
     def info(self, message: str) -> None:
         """An informational line on stderr (silenced by -q)."""
         if not self.quiet:
-            click.echo(message, err=True)
+            say(message)
 
     def warn(self, message: str) -> None:
-        click.echo(f"Warning: {message}", err=True)
+        say(f"Warning: {message}")
 
     def emit(self, rows, columns, **kwargs) -> int:
         from nitejarctl.output import emit
@@ -134,6 +141,11 @@ class Settings:
 
         return isatty(sys.stderr)
 
+    def stdout_is_terminal(self) -> bool:
+        from nitejarctl.output.terminal import isatty
+
+        return isatty(sys.stdout)
+
     def interactive(self) -> bool:
         """Can a person answer a question here?"""
         if self._interactive is not None:
@@ -141,6 +153,14 @@ class Settings:
         from nitejarctl.output.terminal import interactive
 
         return interactive()
+
+    def progress_bars(self, unit: str = "rows"):
+        """Several progress bars at once (output.ProgressBars), on the terms of `progress`."""
+        from nitejarctl.output.progress import ProgressBars
+
+        return ProgressBars(color=self.color, delay=self.progress_delay, unit=unit,
+                            enabled=self.stderr_is_terminal() and not self.quiet,
+                            force_terminal=self.stderr_terminal)
 
     def progress(self, label: str, total=None):
         """A progress bar on stderr for long work (output.ProgressBar): on a
@@ -158,6 +178,14 @@ def _trace(sql, params, seconds: float) -> None:
 
     timings.add("statements", seconds)
     click.echo(f"-- {seconds * 1000:.1f} ms: {' '.join(str(sql).split())}", err=True)
+
+
+def say(line: str) -> None:
+    """One line on stderr, its control characters shown escaped (the database
+    quoted in it is nitejar's users' text)."""
+    from nitejarctl.visible import visible
+
+    click.echo(visible(line), err=True)
 
 
 pass_settings = click.make_pass_decorator(Settings)

@@ -19,7 +19,9 @@ def doctor(settings, stale, idle):
     """Check the database: connection, schema drift, migrations, counts.
 
     Exits 1 when something is wrong (unreachable, failed integrity check,
-    missing tables, columns or indexes, pending migrations).
+    missing tables, columns or indexes, pending migrations). Dangling
+    references (rows whose parent is gone, per foreign key: "orphans") are
+    reported with a notice, not as a problem: nitejar itself leaves them.
 
     \b
     Examples:
@@ -60,6 +62,17 @@ def doctor(settings, stale, idle):
         problems.append("pending migrations: " + ", ".join(report["pending_migrations"]))
     report["counts"] = health.row_counts(db)
     report.update(health.counts_of_work(db, stale=stale, idle=idle, now=now()))
+    report["orphans"] = health.orphans(db)
+    notices = []
+    if report["orphans"]:
+        # nitejar itself leaves them (it writes without enforcing the keys): worth
+        # a repair, not an alarm.
+        from nitejarctl.output.words import plural
+
+        total = sum(report["orphans"].values())
+        notices.append(f"{plural(total, 'dangling reference')} in {plural(len(report['orphans']), 'foreign key')} "
+                       "(rows whose parent is gone): see 'nitejarctl repair orphans --dry-run'")
+    report["notices"] = notices
     report["problems"] = problems
     report["ok"] = not problems
     settings.emit_report(report, lines=_lines(report))
@@ -89,6 +102,9 @@ def _lines(r: dict) -> list[str]:
         lines.append(f"stale         {r['stale_sessions']:,} active sprite sessions")
     if "idle_conversations" in r:
         lines.append(f"idle          {r['idle_conversations']:,} conversations not compacted")
+    for key, n in r["orphans"].items():
+        lines.append(f"orphans       {key:<48} {n:>12,}")
+    lines += [f"notice        {n}" for n in r["notices"]]
     lines += [f"PROBLEM       {p}" for p in r["problems"]]
     lines.append("ok" if r["ok"] else f"{len(r['problems'])} problem(s) found")
     return lines

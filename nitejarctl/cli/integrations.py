@@ -8,7 +8,6 @@ from nitejarctl.cli import completers
 from nitejarctl.cli.context import pass_settings
 from nitejarctl.cli.options import (
     config_edit_options,
-    confirm,
     dry_run_option,
     group,
     ignore_missing_option,
@@ -16,15 +15,16 @@ from nitejarctl.cli.options import (
     listing,
     yes_option,
 )
-from nitejarctl.errors import NotFound, OperationalProblem, UsageProblem
+from nitejarctl.errors import NotFound, UsageProblem
 
 
-def _columns(*extra):
+def _columns(db, *extra):
+    """The listed columns of whichever table holds the integrations."""
     from nitejarctl.output import Column
+    from nitejarctl.repositories import integrations as repo
 
-    return [Column("id"), Column("type"), Column("name"), Column("scope"),
-            Column("enabled", "bool"), Column("created_at", "time"), Column("updated_at", "time"),
-            *extra]
+    kinds = {"enabled": "bool", "created_at": "time", "updated_at": "time"}
+    return [Column(name, kinds.get(name, "text")) for name in repo.pair(db).fields()] + list(extra)
 
 
 def _nonempty(value, what):
@@ -37,8 +37,9 @@ def integrations():
     """Manage integrations (telegram, github, …) and see which agents use them.
 
     Wherever an integration is taken, its id or its name (when unique) will do.
-    Databases created by nitejar itself keep integrations as plugin instances,
-    which nitejarctl does not manage.
+    Databases created by nitejar itself keep integrations as plugin instances
+    (plugin_instances: the type is plugin_id, the config config_json): every
+    command works on them but create (nitejar creates them with their plugin).
 
     \b
     Examples:
@@ -62,33 +63,49 @@ def integrations_list(settings, type_, enabled, limit):
     """
     from nitejarctl.repositories import integrations as repo
 
-    listing(settings, repo.list_query(settings.database(), type=type_, enabled=enabled), _columns(),
-            limit=limit, noun="integrations")
+    db = settings.database()
+    listing(settings, repo.list_query(db, type=type_, enabled=enabled), _columns(db),
+            limit=limit, noun=repo.pair(db).noun + "s")
 
 
 @integrations.command(name="show")
 @click.argument("integration", shell_complete=completers.integration_ids)
+@click.option("--show-secrets", is_flag=True,
+              help="Show tokens, secrets, passwords and keys in the config as they are stored.")
 @pass_settings
-def integrations_show(settings, integration):
+def integrations_show(settings, integration, show_secrets):
     """Show one integration: its config and the agents linked to it.
+
+    Config values under keys naming a token, secret, password, passphrase,
+    private key, API key or credential are shown as ***, and encrypted values
+    as enc:***, unless --show-secrets. A config written back with those
+    placeholders (update --config) keeps the stored values.
 
     \b
     Examples:
       nitejarctl integrations show telegram-main
       nitejarctl integrations show 3f2c… -o json | jq .config
+      nitejarctl integrations show tg -o json | jq .config > tg.json   # edit, then:
+      nitejarctl integrations update tg --config @tg.json
     """
     from nitejarctl.jsonarg import parse_stored
     from nitejarctl.output import Column
     from nitejarctl.repositories import integrations as repo
+    from nitejarctl.secrets import mask_config
 
     db = settings.database()
+    config = repo.pair(db).config
     row = repo.resolve(db, integration)
-    row["config"] = parse_stored(row["config"])
+    row[config] = parse_stored(row.get(config))
+    if not show_secrets:
+        row[config] = mask_config(row[config])
+    elif settings.stdout_is_terminal():
+        settings.warn("secrets are shown as stored: mind who can see this terminal")
     row["work_item_count"] = repo.work_item_count(db, row["id"])
     columns = [Column("id"), Column("name"), Column("status"), Column("linked_at", "time")]
     agents = list(repo.agents_query(db, row["id"]))
     settings.emit_one(row, sections={"agents": (agents, columns)},
-                      kinds={"config": "json", "enabled": "bool"})
+                      kinds={config: "json", "enabled": "bool"})
 
 
 @integrations.command(name="create")
@@ -102,6 +119,9 @@ def integrations_show(settings, integration):
 def integrations_create(settings, type_, name, config_text, scope, disabled):
     """Create an integration (a new UUID id). Prints the created row.
 
+    Refused on a database that keeps integrations as nitejar's plugin
+    instances: nitejar creates those with their plugin.
+
     \b
     Examples:
       nitejarctl integrations create telegram telegram-main --config @telegram.json
@@ -114,9 +134,9 @@ def integrations_create(settings, type_, name, config_text, scope, disabled):
     _nonempty(name, "integration name")
     _nonempty(scope, "scope")
     config = None if config_text is None else parse_object(config_text, "--config")
-    row = repo.create(settings.database(), type=type_, name=name, config=config, scope=scope,
-                      enabled=not disabled)
-    settings.emit([row], _columns())
+    db = settings.database()
+    row = repo.create(db, type=type_, name=name, config=config, scope=scope, enabled=not disabled)
+    settings.emit([row], _columns(db))
     settings.info(f"created {type_} integration {name!r} ({row['id']})")
 
 
@@ -128,7 +148,8 @@ def integrations_create(settings, type_, name, config_text, scope, disabled):
 @config_edit_options
 @pass_settings
 def integrations_update(settings, integration, type_, name, scope, config_text, sets, unsets):
-    """Change an integration's type, name, scope or config.
+    """Change an integration's type (a plugin instance's plugin_id), name,
+    scope or config (config_json).
 
     --config replaces the config first, then --set and --unset edit it.
 
@@ -136,6 +157,8 @@ def integrations_update(settings, integration, type_, name, scope, config_text, 
     Examples:
       nitejarctl integrations update telegram-main --set webhook.secret=s3cr3t
       nitejarctl integrations update gh --unset webhook --scope team
+      nitejarctl integrations show gh -o json | jq '.config' | \
+        nitejarctl integrations update gh --config @-      # *** keeps the stored secrets
     """
     from nitejarctl import jsonarg
     from nitejarctl.repositories import integrations as repo
@@ -146,26 +169,29 @@ def integrations_update(settings, integration, type_, name, scope, config_text, 
     if all(v is None for v in (type_, name, scope, config)) and not sets and not unsets:
         raise UsageProblem("nothing to update: give --type, --name, --scope, --config, --set "
                            "or --unset")
-    row, missing = repo.update(settings.database(), integration, type=type_, name=name,
+    db = settings.database()
+    row, missing = repo.update(db, integration, type=type_, name=name,
                                scope=scope, config=config, sets=sets, unsets=unsets)
+    noun = repo.pair(db).noun
     for key in missing:
-        settings.warn(f"{key} was not set in the config of integration {row['name']!r}")
-    settings.emit([row], _columns())
-    settings.info(f"updated integration {row['name']!r} ({row['id']})")
+        settings.warn(f"{key} was not set in the config of {noun} {row['name']!r}")
+    settings.emit([row], _columns(db))
+    settings.info(f"updated {noun} {row['name']!r} ({row['id']})")
 
 
 def _switch(settings, refs, enabled, ignore_missing):
     from nitejarctl.output.words import plural
     from nitejarctl.repositories import integrations as repo
 
-    rows, changed, missing = repo.set_enabled(settings.database(), refs, enabled,
-                                              ignore_missing=ignore_missing)
+    db = settings.database()
+    rows, changed, missing = repo.set_enabled(db, refs, enabled, ignore_missing=ignore_missing)
+    noun = repo.pair(db).noun
     for ref in missing:
-        settings.warn(f"no integration with id or name {ref!r}")
+        settings.warn(f"no {noun} with id or name {ref!r}")
     verb = "enabled" if enabled else "disabled"
-    settings.emit(rows, _columns())
+    settings.emit(rows, _columns(db))
     unchanged = len(rows) - changed
-    settings.info(f"{verb} {plural(changed, 'integration')}"
+    settings.info(f"{verb} {plural(changed, noun)}"
                   + (f" ({unchanged} already {verb})" if unchanged else ""))
 
 
@@ -209,17 +235,23 @@ def integrations_disable(settings, refs, ignore_missing):
 @ignore_missing_option
 @pass_settings
 def integrations_delete(settings, integration, detach_work_items, dry_run, yes, ignore_missing):
-    """Delete an integration and its agent links.
+    """Delete an integration, its agent links and every row its database's
+    foreign keys tie to it (ON DELETE CASCADE, to every depth; references set
+    to NULL where the key says SET NULL).
 
-    Work items that refer to it block the delete, unless --detach-work-items.
-    Asks on a terminal; --yes skips the question.
+    Work items that refer to it block the delete, unless --detach-work-items
+    (their reference is set to NULL); so does any other row left referring to
+    a deleted one through a key without ON DELETE action. The preview
+    (--dry-run, the question) counts exactly what the delete changes; -o json
+    gives {"integration": …, "deletes": {table: rows}, "nulls":
+    {"table.column": rows}}. Asks on a terminal; --yes skips the question.
 
     \b
     Examples:
       nitejarctl integrations delete old-bot --dry-run
       nitejarctl integrations delete old-bot --detach-work-items --yes
     """
-    from nitejarctl.output import Column
+    from nitejarctl.cli.changes import CascadeReport, run_cascade
     from nitejarctl.repositories import integrations as repo
 
     db = settings.database()
@@ -230,28 +262,10 @@ def integrations_delete(settings, integration, detach_work_items, dry_run, yes, 
             raise
         settings.warn(exc.message)
         return
-    columns = [Column("id"), Column("type"), Column("name"), Column("links", "int"),
-               Column("work_items", "int")]
-    from nitejarctl.output.words import plural
-
-    label = f"{found['type']} integration {found['name']!r} ({found['id']})"
-    counts = repo.cascade_counts(db, found["id"])
-
-    def what(c):
-        text = plural(c["links"], "agent link")
-        if c["work_items"]:
-            text += f"; {plural(c['work_items'], 'work item')} detached"
-        return text
-
-    if counts["work_items"] and not detach_work_items:
-        raise OperationalProblem(
-            f"{label} is referred to by {plural(counts['work_items'], 'work item')}; pass "
-            "--detach-work-items to keep them without it")
-    if dry_run:
-        settings.emit([{**found, **counts}], columns)
-        settings.info(f"would delete {label} and {what(counts)} (dry run: nothing changed)")
-        return
-    confirm(settings, f"Delete {label} and {what(counts)}?", yes)
-    removed = repo.delete(db, found["id"], detach_work_items=detach_work_items)
-    settings.emit([{**found, **removed}], columns)
-    settings.info(f"deleted {label} and {what(removed)}")
+    p = repo.pair(db)
+    row = repo.get(db, found["id"])
+    cascade, work_items = repo.deleting(db, found["id"], detach_work_items=detach_work_items)
+    report = CascadeReport(f"{found[p.type]} {p.noun} {found['name']!r} ({found['id']})", "integration", row,
+                           table=p.table)
+    run_cascade(settings, cascade, report, dry_run=dry_run, yes=yes,
+                hints={work_items: "--detach-work-items keeps the work items, without it"})

@@ -245,7 +245,9 @@ def confirm(settings: Settings, question: str, yes: bool, *, declined: str = "no
     """Ask on a terminal (refusing when there is none and no --yes); a "no"
     ends the command with `declined` (exit 1, not an error)."""
     require_confirmation(settings, yes)
-    if not yes and not click.confirm(question, default=False, err=True):
+    from nitejarctl.visible import visible
+
+    if not yes and not click.confirm(visible(question), default=False, err=True):
         raise Declined(declined)
 
 

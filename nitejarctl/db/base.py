@@ -33,7 +33,10 @@ class Database:
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.trace = None  # callable(sql, params, seconds): every statement and its time (-v)
+        self.notify = None  # callable(line): a note for the operator (stderr), once per matter
         self._schema: dict[str, list[str]] | None = None  # table -> live column names
+        self._columns: dict[str, list] = {}  # table -> peewee's ColumnMetadata (nullable())
+        self._foreign_keys: list | None = None
 
     def execute_sql(self, sql, params=None):
         trace = self.trace
@@ -65,12 +68,69 @@ class Database:
         """Live column names of `table` (empty when the table does not exist)."""
         return list(self._live().get(table, ()))
 
+    def nullable(self, table: str, column: str) -> bool:
+        """Whether the live `table.column` may hold NULL."""
+        return any(c.name == column and c.null for c in self._column_info(table))
+
+    def _column_info(self, table: str) -> list:
+        if table not in self._columns:
+            self._columns[table] = list(self.get_columns(table))
+        return self._columns[table]
+
     def has_table(self, table: str) -> bool:
         return table in self._live()
 
     def forget_schema(self) -> None:
         """After DDL: what was learnt of the schema may be out of date."""
         self._schema = None
+        self._columns.clear()
+        self._foreign_keys = None
+
+    def foreign_keys(self) -> list:
+        """Every foreign key the schema declares (db.foreign_keys.ForeignKey),
+        from the database's own catalogue, read once."""
+        if self._foreign_keys is None:
+            self._foreign_keys = self.read_foreign_keys()
+        return self._foreign_keys
+
+    def read_foreign_keys(self) -> list:
+        raise NotImplementedError
+
+    def dangling_references(self) -> dict:
+        """{ForeignKey: rows} of the keys whose value no parent row has (only
+        keys with such rows): an anti-join over each declared key."""
+        found = {}
+        for fk in self.foreign_keys():
+            n = self.count_dangling(fk)
+            if n:
+                found[fk] = n
+        return found
+
+    def count_dangling(self, fk) -> int:
+        from nitejarctl.db import foreign_keys as fks
+
+        child = fks.table(self, fk.child)
+        return fks.count(self, child, self.dangling(fk, child))
+
+    def dangling(self, fk, child):
+        """The rows of `child` (a table) whose key `fk` points nowhere (every
+        row with a value, when the parent table itself is gone)."""
+        from nitejarctl.db import foreign_keys as fks
+
+        if not self.has_table(fk.parent):
+            condition = None
+            for column in fk.child_columns:
+                present = getattr(child.c, column).is_null(False)
+                condition = present if condition is None else condition & present
+            return condition
+        return fks.dangling(self, fk, child)
+
+    @contextlib.contextmanager
+    def cascades_by_hand(self):
+        """While a change does itself what the foreign keys say (maintenance.cascade):
+        where the database would check or cascade again what it already did,
+        it does not."""
+        yield
 
     def require_table(self, table: str) -> None:
         """Fail with one line when the database lacks a table a command needs."""
@@ -165,6 +225,10 @@ class Database:
 
     def as_float(self, expr):
         return expr
+
+    def numeric(self, column):
+        """`column` holds a number (where a column may hold anything: SQLite)."""
+        return SQL("1 = 1")
 
     def unindexed(self, column):
         return column

@@ -76,6 +76,14 @@ class Bulk:
     batching: Batching | None = None
     on_wait: Callable[[], None] | None = None
 
+    def apply_each(self, db, changes, counts: list) -> None:
+        """Run each of `changes` in turn (run_each: counts[i] grows by the rows
+        changes[i] changed, batch by batch). Not for a dry run: a change over
+        several tables previews itself (maintenance.cascade)."""
+        if self.dry_run:
+            raise ValueError("apply_each runs changes; a dry run counts them itself")
+        run_each(db, changes, counts, progress=self.progress, batching=self.batching, on_wait=self.on_wait)
+
     def apply(self, db, change) -> int:
         """Run (or preview) `change`; returns how many rows it (would have) changed."""
         if not self.dry_run:
@@ -101,42 +109,70 @@ def run(db, change, *, sink=None, progress=None, batching: Batching | None = Non
     """Apply `change` (a changed_rows.Change) batch by batch, each batch in its
     own transaction, and return how many rows it changed (see Bulk for the
     callbacks)."""
+    counts = [0]
+    run_each(db, [change], counts, sink=sink, progress=progress, batching=batching, on_wait=on_wait,
+             sleep=sleep, clock=clock)
+    return counts[0]
+
+
+def run_each(db, changes, counts: list, *, sink=None, progress=None, batching: Batching | None = None,
+             on_wait=None, sleep=time.sleep, clock=time.monotonic) -> None:
+    """Apply each of `changes` in turn as `run` does, within one turn and one
+    bulk session (the pauses for nitejar's writers count the write lock across
+    them). `counts[i]` grows by each committed batch of `changes[i]`, so that
+    it holds what committed even when something stops the run half-way."""
     batching = batching or db.batching()
-    total, held = 0, 0.0
     with contextlib.ExitStack() as stack:
         stack.enter_context(db.turn(wait=batching.lock_wait, on_wait=on_wait))
         committed = stack.enter_context(db.bulk_session())
-        capture = delivery = None
-        if sink is not None:
-            capture = stack.enter_context(db.changed_rows(change))
-            delivery = stack.enter_context(_Delivery(sink))
-        ranges = db.batch_ranges(change, batching)
+        delivery = stack.enter_context(_Delivery(sink)) if sink is not None else None
         timer = _LockTimer(clock, committed)
-        while True:
-            with signals.deferred():
-                with db.atomic():
-                    timer.start()  # the lock is ours from here to the commit
-                    db.after_commit(timer.stop)
-                    batch = ranges.next()
-                    if batch is None:
-                        return total
-                    if capture is None:
-                        changed, rows = change.statement(batch).execute(), None
-                    else:
-                        changed, rows = capture.apply(batch)
-                total += changed
-                if rows is not None:
-                    delivery.put(rows)
-                if progress is not None:
-                    progress(changed)
-            if ranges.finished:
-                return total
-            ranges.measured(changed, timer.seconds)
-            held += timer.seconds
-            if db.pauses_for_writers and held >= batching.pause_after:
-                sleep(batching.pause)  # nitejar's writers' turn
-                timings.add("pause", batching.pause)
-                held = 0.0
+        pacing = _Pacing(batching, sleep, db.pauses_for_writers)
+        for i, change in enumerate(changes):
+            with contextlib.ExitStack() as inner:
+                capture = inner.enter_context(db.changed_rows(change)) if sink is not None else None
+                _batches(db, change, i, counts, capture, delivery, timer, pacing, progress)
+
+
+class _Pacing:
+    """The pauses a bulk change makes for nitejar's writers, after every
+    `pause_after` seconds of write lock (where the backend's lock is not fair)."""
+
+    def __init__(self, batching: Batching, sleep, pauses: bool):
+        self.batching, self.sleep, self.pauses = batching, sleep, pauses
+        self.held = 0.0
+
+    def committed(self, seconds: float) -> None:
+        self.held += seconds
+        if self.pauses and self.held >= self.batching.pause_after:
+            self.sleep(self.batching.pause)  # nitejar's writers' turn
+            timings.add("pause", self.batching.pause)
+            self.held = 0.0
+
+
+def _batches(db, change, i: int, counts: list, capture, delivery, timer, pacing: _Pacing, progress) -> None:
+    ranges = db.batch_ranges(change, pacing.batching)
+    while True:
+        with signals.deferred():
+            with db.atomic():
+                timer.start()  # the lock is ours from here to the commit
+                db.after_commit(timer.stop)
+                batch = ranges.next()
+                if batch is None:
+                    return
+                if capture is None:
+                    changed, rows = change.statement(batch).execute(), None
+                else:
+                    changed, rows = capture.apply(batch)
+            counts[i] += changed
+            if rows is not None:
+                delivery.put(rows)
+            if progress is not None:
+                progress(changed)
+        if ranges.finished:
+            return
+        ranges.measured(changed, timer.seconds)
+        pacing.committed(timer.seconds)
 
 
 class _Delivery:

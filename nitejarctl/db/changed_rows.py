@@ -216,13 +216,31 @@ class ReadAfter(ReadFirst):
         return changed, lambda: self._rows(reader, query)
 
     def _rows(self, reader, query):
+        import sqlite3
+
+        from nitejarctl.db import text
+
+        given = 0
         try:
             cursor = self._execute(reader, query)
             while True:
-                with timings.measured("rows"):
-                    rows = cursor.fetchmany(CHUNK)
+                try:
+                    with timings.measured("rows"):
+                        rows = cursor.fetchmany(CHUNK)
+                except sqlite3.OperationalError as exc:
+                    if not text.undecodable(exc) or reader.text_factory is text.decoded:
+                        raise
+                    # As db.text does on the change's connection: read again from the
+                    # same snapshot, tolerantly, after the rows already given.
+                    reader.text_factory = text.decoded
+                    cursor = self._execute(reader, query)
+                    skip = given
+                    while skip > 0 and (skipped := len(cursor.fetchmany(min(skip, CHUNK)))):
+                        skip -= skipped
+                    continue
                 if not rows:
                     break
+                given += len(rows)
                 yield rows
         except Exception as exc:
             raise _reading_failed(exc) from None

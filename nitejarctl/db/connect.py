@@ -9,6 +9,8 @@ from urllib.parse import quote
 from nitejarctl.db.urls import Target, mask_secrets
 from nitejarctl.errors import DatabaseMissing, OperationalProblem
 
+LIBPQ_DEFAULTS = "postgresql://"
+
 
 def open_database(target: Target, *, create: bool = False, readonly: bool = False,
                   busy_timeout: float = 5.0):
@@ -28,10 +30,6 @@ def open_database(target: Target, *, create: bool = False, readonly: bool = Fals
 
 
 def _open_sqlite(target: Target, *, create: bool, readonly: bool, busy_timeout: float):
-    import peewee
-
-    from nitejarctl.db.sqlite import Sqlite
-
     path = target.path
     if target.is_memory:
         database, uri = ":memory:", False
@@ -52,6 +50,49 @@ def _open_sqlite(target: Target, *, create: bool, readonly: bool, busy_timeout: 
         mode = "ro" if readonly else ("rwc" if create else "rw")
         database = f"file:{quote(os.path.abspath(path))}?mode={mode}"
         uri = True
+    try:
+        db = _connect_sqlite(database, uri, path, busy_timeout)
+    except _CannotWrite as exc:
+        if create or target.is_memory or not os.access(path, os.R_OK):
+            raise OperationalProblem(f"cannot open SQLite database {path}: {exc}") from None
+        return _open_read_only(path, busy_timeout)
+    if not target.is_memory and not readonly and not os.access(path, os.W_OK):
+        # SQLite opened it read-only by itself: a write says why at once, not at its lock file.
+        db.read_only_reason = f"this user cannot write {path}"
+    return db
+
+
+class _CannotWrite(Exception):
+    """SQLite could not open a database it may only read as it normally does."""
+
+
+def _open_read_only(path: str, busy_timeout: float):
+    """A database in WAL mode needs its -shm file writable (created when it is
+    missing) even to be read: where this user cannot, read it read-only —
+    with the WAL when nitejar has it open (its -wal file exists), else as an
+    immutable file (a -wal file that appears meanwhile is not seen)."""
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    wal = os.path.exists(path + "-wal")
+    query = "mode=ro" if wal else "mode=ro&immutable=1"
+    if os.path.exists(path + "-shm"):
+        reason = f"this user cannot write {path}-shm"
+    else:
+        reason = f"this user cannot write to {directory}, where SQLite creates the database's -shm file"
+    try:
+        db = _connect_sqlite(f"file:{quote(os.path.abspath(path))}?{query}", True, path, busy_timeout)
+    except _CannotWrite as exc:
+        raise OperationalProblem(f"cannot read SQLite database {path}: {exc} ({reason})") from None
+    db.read_only_reason = reason
+    db.read_only_note = (f"note: opened {path} read-only: {reason}"
+                         + ("" if wal else " (as an immutable file: changes made meanwhile are not seen)"))
+    return db
+
+
+def _connect_sqlite(database: str, uri: bool, path: str, busy_timeout: float):
+    import peewee
+
+    from nitejarctl.db.sqlite import Sqlite
+
     db = Sqlite(
         database,
         pragmas={"foreign_keys": 1, "busy_timeout": int(busy_timeout * 1000)},
@@ -74,6 +115,8 @@ def _open_sqlite(target: Target, *, create: bool, readonly: bool, busy_timeout: 
     except peewee.DatabaseError as exc:
         db.close()
         reason = str(exc)
+        if "attempt to write a readonly database" in reason or "unable to open database file" in reason:
+            raise _CannotWrite(reason) from None
         if "not a database" in reason:
             raise OperationalProblem(f"{path} is not a SQLite database ({reason})") from None
         raise OperationalProblem(f"cannot open SQLite database {path}: {reason}") from None
@@ -89,10 +132,12 @@ def _open_postgres(target: Target, *, readonly: bool):
     from nitejarctl.db.postgres import Postgres
 
     params = dict(target.params)
-    dbname = params.pop("dbname", None) or params.get("user") or "postgres"
     if readonly:
         params["options"] = (params.get("options", "") + " -c default_transaction_read_only=on").strip()
-    db = Postgres(dbname, **params)
+    # An empty URI as the DSN: libpq takes only the keywords the URL named and
+    # fills in the rest itself (PGDATABASE, PGSERVICE, ~/.pgpass, …); the
+    # database's name is never guessed here.
+    db = Postgres(LIBPQ_DEFAULTS, **params)
     try:
         db.connect()
     except (peewee.DatabaseError, peewee.InterfaceError) as exc:

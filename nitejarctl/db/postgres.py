@@ -217,3 +217,52 @@ class Postgres(Database, pw.PostgresqlDatabase):
             yield
         finally:
             self.execute_sql("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+
+    # -------------------------------------------------------- foreign keys
+
+    def read_foreign_keys(self) -> list:
+        from nitejarctl.db.foreign_keys import PG_ACTIONS, ForeignKey
+
+        def columns(relation: str, keys: str) -> str:
+            return (f"array(SELECT a.attname::text FROM unnest(c.{keys}) WITH ORDINALITY AS k(n, i) "
+                    f"JOIN pg_attribute AS a ON a.attrelid = c.{relation} AND a.attnum = k.n ORDER BY k.i)")
+
+        rows = self.execute_sql(
+            f"SELECT child.relname::text, {columns('conrelid', 'conkey')}, parent.relname::text, "
+            f"{columns('confrelid', 'confkey')}, c.confdeltype::text, c.conname::text "
+            "FROM pg_constraint AS c JOIN pg_class AS child ON child.oid = c.conrelid "
+            "JOIN pg_class AS parent ON parent.oid = c.confrelid "
+            "WHERE c.contype = 'f' AND child.relnamespace = current_schema()::regnamespace "
+            "AND parent.relnamespace = current_schema()::regnamespace ORDER BY 1, 6").fetchall()
+        return [ForeignKey(child, tuple(cols), parent, tuple(parents), PG_ACTIONS.get(action, "NO ACTION"), name)
+                for child, cols, parent, parents, action, name in rows]
+
+    def listed_rows(self, name: str, source, condition):
+        """The keys of the rows of `source` (a table) in `condition` — its
+        primary key, else its ctid —, numbered in key order in temporary table
+        `name` (db.foreign_keys.Listed): a batch is a range of those numbers."""
+        import peewee as pw
+
+        from nitejarctl.db import foreign_keys as fks
+
+        drop = fks.drop_temporary(self, name)
+        drop()
+        keys = self.get_primary_keys(source.__name__) or ["ctid"]
+        listed_names = [f"c{i}" for i in range(len(keys))]
+        key_columns = [pw.Column(source, k) for k in keys]
+        number = pw.fn.ROW_NUMBER().over(order_by=key_columns)
+        select = source.select(number.alias("k"), *(c.alias(n) for c, n in zip(key_columns, listed_names)))
+        sql, params = select.where(condition).sql()
+        count = self.execute_sql(f'CREATE TEMPORARY TABLE "{name}" AS {sql}', params).rowcount
+        self.execute_sql(f'ALTER TABLE pg_temp."{name}" ADD PRIMARY KEY (k)')
+        self.analyze_temporary(name)
+        model = fks.temporary_model(self, name, pw.BigIntegerField(primary_key=True), listed_names)
+
+        def within(target, batch):
+            listed = model.select(*(getattr(model, n) for n in listed_names))
+            if batch is not None:
+                listed = listed.where(batch)
+            own = [pw.Column(target, k) for k in keys]
+            return (own[0] if len(own) == 1 else pw.Tuple(*own)).in_(listed)
+
+        return fks.Listed(model, count, within, drop)

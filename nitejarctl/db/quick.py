@@ -38,7 +38,7 @@ def _postgres(params, table, column, prefix, limit, where):
     params = dict(params)
     params["connect_timeout"] = 2
     params["options"] = "-c default_transaction_read_only=on -c statement_timeout=1000"
-    conn = psycopg2.connect(**params)
+    conn = psycopg2.connect("", **params)  # libpq's defaults for what the URL leaves out
     try:
         with conn.cursor() as cur:
             cur.execute(f'SELECT DISTINCT "{column}" FROM "{table}" WHERE left("{column}", %s) = %s '

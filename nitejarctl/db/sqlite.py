@@ -19,6 +19,42 @@ class Sqlite(Database, pw.SqliteDatabase):
     column_types = {"text": "text", "integer": "integer", "real": "real", "blob": "blob"}
     now_sql = "(unixepoch())"
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._tolerant = False
+        self.read_only_reason: str | None = None  # why it was opened read-only, when it was
+        self.read_only_note: str | None = None  # the line saying so
+
+    # ----------------------------------------------------------- reading
+
+    def execute_sql(self, sql, params=None):
+        """A SELECT's rows as SQLite holds them: text that is not valid UTF-8
+        (nitejar stores what it is given) would end the whole statement in
+        Python's strict decoding; the statement is read again from the start
+        with every such value decoded with backslash escapes (`\\xff`), the
+        rows already read skipped, and so is every later one (db.text)."""
+        from nitejarctl.db import text
+
+        if self._tolerant or not text.is_select(sql):
+            return super().execute_sql(sql, params)
+        try:
+            cursor = super().execute_sql(sql, params)
+        except Exception as exc:
+            if not text.undecodable(exc):
+                raise
+            self.tolerate_text()
+            return super().execute_sql(sql, params)
+        return text.Rereading(self, cursor, sql, params)
+
+    def tolerate_text(self) -> None:
+        from nitejarctl.db import text
+
+        if not self._tolerant:
+            self._tolerant = True
+            self.connection().text_factory = text.decoded
+            if self.notify is not None:
+                self.notify(text.NOTE)
+
     def file_path(self) -> str | None:
         """The main database's file (None for an in-memory one)."""
         rows = self.execute_sql("PRAGMA database_list").fetchall()
@@ -70,6 +106,11 @@ class Sqlite(Database, pw.SqliteDatabase):
     def byte_length(self, column):
         return fn.LENGTH(column)
 
+    def numeric(self, column):
+        """SQLite keeps what it is given: nitejar's databases may hold text in
+        an integer column."""
+        return fn.typeof(column).in_(("integer", "real"))
+
     def unindexed(self, column):
         """`column` as the planner may not use an index for (unary +):
         without statistics SQLite may pick a far wider index than the one
@@ -78,10 +119,24 @@ class Sqlite(Database, pw.SqliteDatabase):
 
     # ------------------------------------------------------------- writes
 
+    def begin(self, lock_type=None):
+        self.refuse_writes()
+        return super().begin(lock_type)
+
+    def refuse_writes(self) -> None:
+        """One clear line instead of SQLite's, on a database opened read-only
+        because this user could not open it otherwise (db.connect)."""
+        if self.read_only_reason is not None:
+            from nitejarctl.errors import OperationalProblem
+
+            raise OperationalProblem(f"cannot change the database: it could only be opened read-only "
+                                     f"({self.read_only_reason})")
+
     @contextlib.contextmanager
     def turn(self, *, wait: float, on_wait=None):
         from nitejarctl.db.turns import TurnLock
 
+        self.refuse_writes()
         path = self.file_path() if self.transaction_depth() == 0 else None
         if path is None:
             yield
@@ -138,3 +193,95 @@ class Sqlite(Database, pw.SqliteDatabase):
     @contextlib.contextmanager
     def migration_lock(self, wait: float):
         yield  # BEGIN IMMEDIATE serialises the migrations themselves
+
+    # -------------------------------------------------------- foreign keys
+
+    def read_foreign_keys(self) -> list:
+        from nitejarctl.db.foreign_keys import ForeignKey
+
+        rows = self.execute_sql(
+            "SELECT m.name, p.id, p.\"from\", p.\"table\", p.\"to\", p.on_delete "
+            "FROM sqlite_master AS m JOIN pragma_foreign_key_list(m.name) AS p "
+            "WHERE m.type = 'table' ORDER BY m.name, p.id, p.seq").fetchall()
+        keys: dict = {}
+        for child, ident, column, parent, to, on_delete in rows:
+            entry = keys.setdefault((child, ident), [child, [], parent, [], on_delete.upper()])
+            entry[1].append(column)
+            entry[3].append(to)
+        result = []
+        for (child, ident), (_, columns, parent, parents, on_delete) in keys.items():
+            parent = self._table_named(parent)
+            if any(p is None for p in parents):  # REFERENCES parent: its primary key
+                parents = self.get_primary_keys(parent) or ["rowid"]
+            result.append(ForeignKey(child, tuple(columns), parent, tuple(parents), on_delete, ident))
+        return result
+
+    def _table_named(self, name: str) -> str:
+        """The table's name as the schema spells it (SQLite's names ignore case)."""
+        if name in self.tables():
+            return name
+        return next((t for t in self.tables() if t.lower() == name.lower()), name)
+
+    def dangling_references(self) -> dict:
+        """SQLite's own `pragma foreign_key_check`, table by table (an anti-join
+        where SQLite cannot check a key: a parent key that is not unique)."""
+        from collections import Counter
+
+        import peewee as pw
+
+        keys = {(fk.child, fk.ident): fk for fk in self.foreign_keys()}
+        found: Counter = Counter()
+        for child in sorted({fk.child for fk in keys.values()}):
+            quoted = child.replace('"', '""')
+            cursor = self.execute_sql(f'PRAGMA foreign_key_check("{quoted}")')
+            try:
+                while rows := cursor.fetchmany(5000):
+                    found.update(keys[(child, ident)] for _, _, _, ident in rows if (child, ident) in keys)
+            except pw.OperationalError:
+                for fk in keys.values():
+                    if fk.child == child:
+                        found[fk] = self.count_dangling(fk)
+            finally:
+                cursor.close()
+        return {fk: n for fk, n in found.items() if n}
+
+    @contextlib.contextmanager
+    def cascades_by_hand(self):
+        """Foreign keys off on this connection: the change deletes and sets NULL
+        every row the keys say itself, children first; SQLite would otherwise
+        look, for every row deleted, for its children in each child table —
+        a scan of the table where its key column has no index."""
+        if self.transaction_depth() > 0:  # the pragma does nothing inside a transaction
+            yield
+            return
+        enforced = self.pragma("foreign_keys")
+        self.execute_sql("PRAGMA foreign_keys = OFF")
+        try:
+            yield
+        finally:
+            if enforced:
+                self.execute_sql("PRAGMA foreign_keys = ON")
+
+    def listed_rows(self, name: str, source, condition):
+        """The rowids of the rows of `source` (a table, db.foreign_keys.table)
+        in `condition`, listed in temporary table `name` (db.foreign_keys.Listed):
+        its INTEGER PRIMARY KEY is the rowid, so that a batch of the list is a
+        rowid range of the table."""
+        import peewee as pw
+
+        from nitejarctl.db import foreign_keys as fks
+
+        drop = fks.drop_temporary(self, name)
+        drop()
+        self.execute_sql(f'CREATE TEMPORARY TABLE "{name}" (k INTEGER PRIMARY KEY)')
+        rowid = pw.Column(source, "rowid")
+        select = source.select(rowid).where(condition).order_by(rowid)
+        sql, params = select.sql()
+        count = self.execute_sql(f'INSERT INTO temp."{name}" (k) {sql}', params).rowcount
+        model = fks.temporary_model(self, name, pw.IntegerField(primary_key=True))
+
+        def within(target, batch):
+            listed = model.select(model.k)
+            return pw.Column(target, "rowid").in_(listed if batch is None else listed.where(batch))
+
+        return fks.Listed(model, count, within, drop)

@@ -111,9 +111,10 @@ class TurnLock:
         db = os.stat(self.database_path)
         if (st.st_dev, st.st_ino) == (db.st_dev, db.st_ino):
             raise OperationalProblem(f"{self.path} is the database itself: refusing to use it as a lock")
-        if created and os.geteuid() == 0 and (db.st_uid, db.st_gid) != (st.st_uid, st.st_gid):
-            with contextlib.suppress(OSError):  # so that nitejar's own user can take turns too
-                os.fchown(fd, db.st_uid, db.st_gid)
+        if created:  # so that nitejar's own user can take turns too
+            from nitejarctl.db.files import owned_like
+
+            owned_like(fd, db)
         if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o077:
             with contextlib.suppress(OSError):  # a file an older version created 0644
                 os.fchmod(fd, 0o600)

@@ -34,13 +34,32 @@ def resolve_url(explicit: str | None, environ=None) -> tuple[str, str]:
     return DEFAULT_PATH, "default"
 
 
-_URL_PASSWORD = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*):([^@]*)@")
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)")
+# Any query parameter whose name says it holds a password (password, sslpassword, …).
+_PASSWORD_PARAMETER = re.compile(r"(?i)([?&][^=&#]*password[^=&#]*=)[^&#]*")
+
+
+def is_password_parameter(name: str) -> bool:
+    return "password" in name.lower()
 
 
 def mask_url(url: str) -> str:
-    """`postgresql://user:secret@host/db` -> `postgresql://user:***@host/db`."""
-    masked = _URL_PASSWORD.sub(r"\1:***@", url)
-    return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", masked)
+    """`postgresql://user:secret@host/db` -> `postgresql://user:***@host/db`.
+
+    The userinfo ends at the last `@` before the query (a password may hold an
+    unencoded `@`, which urlsplit reads the same way), and every query
+    parameter naming a password is masked too."""
+    scheme = _SCHEME.match(url)
+    if scheme is None:
+        return url
+    head, rest = scheme.group(1), url[scheme.end():]
+    query_at = rest.find("?")
+    at = rest.rfind("@", 0, len(rest) if query_at < 0 else query_at)
+    if at >= 0:
+        user, colon, _password = rest[:at].partition(":")
+        if colon:
+            rest = f"{user}:***{rest[at:]}"
+    return head + _PASSWORD_PARAMETER.sub(r"\1***", rest)
 
 
 def mask_secrets(text: str) -> str:
@@ -58,6 +77,7 @@ class Target:
     display: str  # the URL with its password masked
     path: str | None = None  # SQLite file path; ":memory:" for an in-memory database
     params: dict = field(default_factory=dict)  # psycopg2 connect() keywords
+    password_given: bool = False  # the URL itself holds a password
 
     @property
     def is_sqlite(self) -> bool:
@@ -107,9 +127,8 @@ def _parse_postgres(text: str) -> Target:
     parts = urlsplit(text)
     params: dict = {}
     if parts.password is not None:
-        _SECRETS.add(parts.password)
-        _SECRETS.add(unquote(parts.password))
         params["password"] = unquote(parts.password)
+        _remember(parts.password, params["password"])
     if parts.username:
         params["user"] = unquote(parts.username)
     try:
@@ -124,8 +143,18 @@ def _parse_postgres(text: str) -> Target:
     if dbname:
         params["dbname"] = dbname
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key == "password":
-            _SECRETS.add(value)
+        if is_password_parameter(key):
+            _remember(value)
         params[key] = value
-    params.setdefault("connect_timeout", PG_CONNECT_TIMEOUT)
-    return Target("postgresql", mask_url(text), params=params)
+    if "PGCONNECT_TIMEOUT" not in os.environ:
+        # libpq would wait for ever for a server that does not answer.
+        params.setdefault("connect_timeout", PG_CONNECT_TIMEOUT)
+    # Only what the URL names is passed on: libpq fills in the rest from its
+    # environment (PGHOST, PGDATABASE, PGUSER, PGPASSWORD, PGSERVICE, …), its
+    # service file and ~/.pgpass, as psql does.
+    return Target("postgresql", mask_url(text), params=params,
+                  password_given=any(is_password_parameter(k) for k in params))
+
+
+def _remember(*secrets: str) -> None:
+    _SECRETS.update(s for s in secrets if s)

@@ -56,7 +56,6 @@ is measured against, so a second run writes nothing.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 
@@ -67,7 +66,12 @@ from nitejarctl import signals
 from nitejarctl.db import now as db_now
 from nitejarctl.maintenance import staging
 from nitejarctl.maintenance.staging import Key
-from nitejarctl.maintenance.summarizer import DEFAULT_SUMMARIZER_TIMEOUT, SummarizerFailed, run_summarizer
+from nitejarctl.maintenance.summarizer import (
+    DEFAULT_SUMMARIZER_TIMEOUT,
+    SummarizerFailed,
+    run_summarizer,
+    summarizer_environment,
+)
 from nitejarctl.maintenance.turns import (
     SKIP_ALREADY,
     SKIP_DISABLED,
@@ -267,7 +271,8 @@ class CompactionRun:
         if not self.summarizer:
             outcome.summary = default_summary(conv.topics, conv.turn_count)
         elif not self.dry_run:
-            env = dict(os.environ, NITEJAR_SESSION_KEY=conv.session_key, NITEJAR_AGENT_ID=conv.agent_id)
+            env = summarizer_environment(NITEJAR_SESSION_KEY=conv.session_key,
+                                         NITEJAR_AGENT_ID=conv.agent_id)
             try:
                 outcome.summary = run_summarizer(self.summarizer, conv.transcript_text(),
                                                  timeout=self.summarizer_timeout, env=env)

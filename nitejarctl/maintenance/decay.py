@@ -47,12 +47,15 @@ def _rate(db, decay: DecayPlan, value=lambda rate: rate):
 
 
 def change(db, decay: DecayPlan, now: int) -> Change:
-    """The change: non-permanent memories whose strength drops by more than
-    the threshold, change = min(strength, weeks × rate) > 0.001, get the
+    """The change: non-permanent memories (whose times are numbers) whose
+    strength drops by more than the threshold, change = min(strength, weeks × rate) > 0.001, get the
     decayed strength and updated_at now (one UPDATE per batch, every rate
     at once). The key ranges are cut from the memories any rate could lower."""
     per_second = _rate(db, decay, policy.per_second)
     scope = (M.permanent == 0) & (M.strength > policy.CHANGE_THRESHOLD)
+    # A time that is no number (text nitejar stored) gives no age: left alone.
+    scope &= db.numeric(M.created_at) & db.numeric(M.updated_at)
+    scope &= M.last_accessed_at.is_null() | db.numeric(M.last_accessed_at)
     if decay.agent_id is not None:
         scope &= db.unindexed(M.agent_id) == decay.agent_id
     where = scope & (policy.elapsed(db, now) * per_second > policy.CHANGE_THRESHOLD)

@@ -6,7 +6,22 @@ import os
 import signal
 import subprocess
 
+from nitejarctl import signals
+
 DEFAULT_SUMMARIZER_TIMEOUT = 120.0
+
+
+# What the summarizer must not inherit: where the database is and how to log
+# in to it. It gets the transcript, not the database.
+WITHHELD = ("NITEJAR_DATABASE_URL", "DATABASE_URL", "PGPASSWORD", "PGPASSFILE", "PGSERVICEFILE")
+
+
+def summarizer_environment(environ=None, **extra: str) -> dict:
+    """nitejarctl's environment without WITHHELD's variables, plus `extra`
+    (NITEJAR_SESSION_KEY, NITEJAR_AGENT_ID)."""
+    env = {k: v for k, v in (os.environ if environ is None else environ).items() if k not in WITHHELD}
+    env.update(extra)
+    return env
 
 
 class SummarizerFailed(Exception):
@@ -18,18 +33,28 @@ def run_summarizer(command: str, transcript: str, *, timeout: float, env: dict |
     the summary. A time limit, a non-zero exit or empty output raise
     SummarizerFailed. The command gets its own process group, killed whole on
     timeout (so a pipeline's children do not linger holding the pipes)."""
+    held = sorted(name for name, value in (env or {}).items() if "\x00" in name + value)
+    if held:
+        # No environment can carry a NUL (nitejar's session keys may hold one).
+        raise SummarizerFailed(f"cannot run the summarizer: {', '.join(held)} would hold a NUL "
+                               "character, which no environment variable can")
+    proc = None
     try:
-        proc = subprocess.Popen(["sh", "-c", command], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True, env=env)
-    except OSError as exc:
-        raise SummarizerFailed(f"cannot run the summarizer: {exc.strerror or exc}") from None
-    try:
+        # A signal arriving while the child starts waits until `proc` is known,
+        # so that the child's group is killed with it, never left behind.
+        with signals.deferred():
+            try:
+                proc = subprocess.Popen(["sh", "-c", command], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, start_new_session=True, env=env)
+            except (OSError, ValueError) as exc:
+                raise SummarizerFailed(f"cannot run the summarizer: {exc.strerror or exc}") from None
         out, err = proc.communicate(transcript.encode("utf-8"), timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         raise SummarizerFailed(f"summarizer timed out after {timeout:g}s") from None
     except BaseException:
-        _kill_group(proc)
+        if proc is not None:
+            _kill_group(proc)
         raise
     if proc.returncode < 0:
         raise SummarizerFailed(f"summarizer killed by signal {-proc.returncode}")

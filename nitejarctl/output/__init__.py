@@ -12,14 +12,15 @@ from nitejarctl.output.formats import (
     FORMATS,
     Column,
     LineWriter,
-    _plain,
     _tuple_chunks,
     columns_of,
+    id_line,
     to_json,
 )
 from nitejarctl.output.progress import PROGRESS_DELAY, ProgressBar
 from nitejarctl.output.table import _console, bar, emit_table, emit_vertical, format_time, spark
 from nitejarctl.output.terminal import color_allowed, default_format, isatty
+from nitejarctl.visible import visible
 
 __all__ = ["FORMATS", "PROGRESS_DELAY", "Column", "LineWriter", "ProgressBar", "bar", "color_allowed",
            "columns_of", "default_format", "emit", "emit_figures", "emit_one", "emit_report",
@@ -63,7 +64,7 @@ def emit_one(obj: dict, fmt: str, *, out=None, color: bool = True, id_field: str
     elif fmt in ("csv", "tsv"):
         emit([obj], list(obj.keys()), fmt, out=out, color=color, id_field=id_field)
     elif fmt == "ids":
-        out.write(_plain(obj.get(id_field)) + "\n")
+        out.write(id_line(obj.get(id_field)))
     elif fmt == "table":
         emit_vertical(obj, out, color=color, kinds=kinds)
         for name, (rows, columns) in sections.items():
@@ -85,10 +86,10 @@ def emit_report(report: dict, fmt: str, *, out=None, color: bool = True, lines=N
 
         console = _console(out, color)
         for line in lines or ():
-            console.print(line if isinstance(line, Text) else Text(str(line)))
+            console.print(line if isinstance(line, Text) else Text(visible(str(line))))
     else:
         for line in lines or ():
-            out.write(str(line) + "\n")
+            out.write(visible(str(line)) + "\n")
     out.flush()
 
 

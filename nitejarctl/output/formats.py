@@ -46,6 +46,11 @@ def to_json(value, *, pretty: bool = False) -> str:
     return _JSON.encode(value)
 
 
+def id_line(value) -> str:
+    """One id as `-o ids` writes it (TSV's escapes)."""
+    return _tsv_escape(_plain(value)) + "\n"
+
+
 def _plain(value) -> str:
     """A value as CSV/TSV text: empty for NULL, JSON for nested structures."""
     if value is None:
@@ -120,10 +125,12 @@ class LineWriter:
             return "\n".join(_json_lines(chunk, self.wanted)) + "\n"
         if fmt == "csv":
             return _csv_text(_csv_rows(chunk))
-        values = [row[0] for row in chunk]  # ids
+        # ids: one a line, escaped as TSV does, so that an id holding a tab or a
+        # newline stays one argument for xargs.
+        values = [row[0] for row in chunk]
         if not all(type(v) is str for v in values):
             values = list(map(_plain, values))
-        return "\n".join(values) + "\n"
+        return "\n".join(_tsv_column(values)) + "\n"
 
     def footer(self) -> str:
         if self.fmt == "json":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from nitejarctl.visible import visible
+
 PROGRESS_DELAY = 1.0  # seconds of work before a progress bar appears
 
 
@@ -56,7 +58,7 @@ class ProgressBar:
             return False
         from rich.text import Text
 
-        self._bar.console.print(Text(line), soft_wrap=True)
+        self._bar.console.print(Text(visible(line)), soft_wrap=True)
         return True
 
     def stop(self) -> None:
@@ -85,3 +87,88 @@ class ProgressBar:
         self._task = bar.add_task(self.label, total=total or None, completed=self.completed)
         bar.start()
         self._bar = bar
+
+
+class ProgressBars:
+    """Several progress bars at once on stderr, one line each in one live
+    display (work that runs side by side, such as the tables of a transfer),
+    each with its rate in `unit`/s. Drawn as ProgressBar is: when `enabled`
+    and once the work has lasted `delay` seconds."""
+
+    def __init__(self, *, enabled: bool = True, color: bool = True, delay: float | None = None,
+                 force_terminal: bool | None = None, unit: str = "rows"):
+        import threading
+
+        self.enabled, self.color, self.force_terminal, self.unit = enabled, color, force_terminal, unit
+        self.delay = PROGRESS_DELAY if delay is None else delay
+        self._since = time.monotonic()
+        self._progress = None
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> ProgressBars:
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+        return False
+
+    def bar(self, label: str, total=None) -> _Line:
+        """One line (`with bars.bar(…) as line: line.advance(n)`); `total` may be a callable."""
+        return _Line(self, label, total)
+
+    def _live(self):
+        with self._lock:
+            if self._progress is None and self.enabled and time.monotonic() - self._since >= self.delay:
+                self._progress = _rich_progress(self.color, self.force_terminal, self.unit)
+                self._progress.start()
+            return self._progress
+
+
+class _Line:
+    def __init__(self, bars: ProgressBars, label: str, total):
+        self.bars, self.label, self.total = bars, label, total
+        self.completed = 0
+        self._task = None
+
+    def __enter__(self) -> _Line:
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        if self._task is not None and self.bars._progress is not None:
+            self.bars._progress.remove_task(self._task)
+        return False
+
+    def advance(self, n: int = 1) -> None:
+        self.completed += n
+        progress = self.bars._live()
+        if progress is None:
+            return
+        if self._task is None:
+            total = self.total() if callable(self.total) else self.total
+            self._task = progress.add_task(self.label, total=total or None, completed=self.completed)
+        progress.update(self._task, completed=self.completed)
+
+
+def _rich_progress(color: bool, force_terminal, unit: str):
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task):
+            return Text(f"{task.speed or 0:,.0f} {unit}/s")
+
+    console = Console(stderr=True, no_color=not color, highlight=False, emoji=False, markup=False,
+                      force_terminal=force_terminal)
+    return Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                    Rate(), TimeRemainingColumn(), console=console, transient=True,
+                    redirect_stdout=False, redirect_stderr=False)

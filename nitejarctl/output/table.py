@@ -9,6 +9,7 @@ from datetime import datetime
 
 from nitejarctl.output.formats import Column, _plain, to_json
 from nitejarctl.output.terminal import isatty
+from nitejarctl.visible import visible, visible_cell
 
 
 def format_time(value, now: int | None = None) -> str:
@@ -17,14 +18,45 @@ def format_time(value, now: int | None = None) -> str:
         return ""
     from nitejarctl.durations import format_age
 
+    try:
+        seconds = int(value)
+        stamp = datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return _plain(value)  # not a time (text in an integer column): shown as it is
     now = int(time.time()) if now is None else now
-    stamp = datetime.fromtimestamp(int(value)).strftime("%Y-%m-%d %H:%M:%S")
-    delta = now - int(value)
+    delta = now - seconds
     rel = f"{format_age(delta)} ago" if delta >= 0 else f"in {format_age(-delta)}"
     return f"{stamp} ({rel})"
 
 
-def _cell(value, column: Column, now: int) -> str:
+CELL_LINES = 8  # lines of the terminal a table cell shows at most
+
+
+def _cell(value, column: Column, now: int, width: int) -> str:
+    """What a table shows of a value: at most CELL_LINES lines of the
+    terminal's `width`, its controls escaped (nitejarctl.visible)."""
+    return visible_cell(cut(_shown(value, column, now), width))
+
+
+def cut(text: str, width: int) -> str:
+    """`text` cut to what a cell can show, saying how much more there is.
+    Done before Rich measures it: measuring and wrapping a cell costs Rich more
+    than its length (a 10 MB message took minutes), what it shows does not."""
+    limit = max(width, 20) * CELL_LINES
+    if len(text) <= limit and text.count("\n") < CELL_LINES:
+        return text
+    head = text[:limit]
+    end = -1
+    for _ in range(CELL_LINES):
+        end = head.find("\n", end + 1)
+        if end < 0:
+            break
+    if end >= 0:
+        head = head[:end]
+    return f"{head}… {len(text) - len(head):,} more characters; -o json shows all"
+
+
+def _shown(value, column: Column, now: int) -> str:
     if value is None:
         return ""
     if column.kind == "time":
@@ -85,13 +117,13 @@ def emit_table(rows, cols: list[Column], out, *, color: bool, title: str | None,
     from rich.text import Text
 
     now = int(time.time())
-    cells = [[_cell(row.get(c.name), c, now) for c in cols] for row in rows]
+    console = _console(out, color)
+    cells = [[_cell(row.get(c.name), c, now, console.width) for c in cols] for row in rows]
     if not cells:
         return 0
-    console = _console(out, color)
     shown = _fit(cols, cells, console.width)
     table = Table(box=box.SIMPLE_HEAD, header_style="bold" if color else None,
-                  title=Text(title) if title else None, title_justify="left")
+                  title=Text(visible(title)) if title else None, title_justify="left")
     for i in shown:
         col = cols[i]
         whole = _whole(col)
@@ -114,14 +146,16 @@ def emit_vertical(obj: dict, out, *, color: bool, kinds: dict) -> None:
     from rich.text import Text
 
     now = int(time.time())
+    console = _console(out, color)
     table = Table(box=box.SIMPLE, show_header=False)
     table.add_column(style="bold" if color else None)
     table.add_column(overflow="fold")
     for key, value in obj.items():
         kind = kinds.get(key) or ("time" if key.endswith("_at") or key in ("start_time", "end_time")
                                   else "json" if isinstance(value, (dict, list)) else "text")
-        table.add_row(Text(key), Text(_cell(value, Column(key, kind), now)))
-    _console(out, color).print(table)
+        table.add_row(Text(visible(cut(str(key), console.width))),
+                      Text(_cell(value, Column(key, kind), now, console.width)))
+    console.print(table)
 
 
 def bar(count: int, largest: int, width: int = 30) -> str:

@@ -68,37 +68,26 @@ def counts(db, agent_id: str) -> dict:
     return result
 
 
-def _plugin_tables(db):
-    from peewee import Table
-
-    instances = Table("plugin_instances", ("id", "plugin_id", "name", "scope", "enabled"))
-    links = Table("agent_plugin_instances", ("agent_id", "plugin_instance_id", "created_at"))
-    return instances.bind(db), links.bind(db)
-
-
 def links_query(db, agent_id: str):
     """(section name, query) of what the agent is linked to: its integrations,
     or on a nitejar-managed database its plugin instances; None when neither."""
-    from nitejarctl.models import AgentIntegration, Integration
+    from nitejarctl.db import foreign_keys as fks
+    from nitejarctl.errors import SchemaProblem
+    from nitejarctl.repositories import integrations
 
-    if db.has_table("integrations") and db.has_table("agent_integrations"):
-        query = (Integration
-                 .select(Integration.id, Integration.type, Integration.name, Integration.scope,
-                         Integration.enabled, AgentIntegration.created_at.alias("linked_at"))
-                 .join(AgentIntegration, on=(AgentIntegration.integration_id == Integration.id))
-                 .where(AgentIntegration.agent_id == agent_id)
-                 .order_by(Integration.type, Integration.name, Integration.id))
-        return "integrations", query.dicts()
-    if db.has_table("plugin_instances") and db.has_table("agent_plugin_instances"):
-        instances, links = _plugin_tables(db)
-        query = (instances
-                 .select(instances.id, instances.plugin_id, instances.name, instances.scope,
-                         instances.enabled, links.created_at.alias("linked_at"))
-                 .join(links, on=(links.plugin_instance_id == instances.id))
-                 .where(links.agent_id == agent_id)
-                 .order_by(instances.plugin_id, instances.name, instances.id))
-        return "plugin_instances", query
-    return None
+    try:
+        p = integrations.pair(db)
+    except SchemaProblem:
+        return None
+    if not db.has_table(p.links):
+        return None
+    t, links = fks.table(db, p.table), fks.table(db, p.links)
+    kind = getattr(t.c, p.type)
+    query = (t.select(t.c.id, kind, t.c.name, t.c.scope, t.c.enabled, links.c.created_at.alias("linked_at"))
+             .join(links, on=(getattr(links.c, p.key) == t.c.id))
+             .where(links.c.agent_id == agent_id)
+             .order_by(kind, t.c.name, t.c.id))
+    return p.table, query
 
 
 # ------------------------------------------------------------------- changes
@@ -157,7 +146,7 @@ def update(db, ref: str, *, name: str | None = None, status: str | None = None,
             agent_id = resolve_id(db, ref)
             if config is not None or sets or unsets:
                 values[Agent.config], missing = edited_config(
-                    db, Agent, agent_id, config, sets, unsets, f"agent {ref!r}")
+                    db, Agent, Agent.id, Agent.config, agent_id, config, sets, unsets, f"agent {ref!r}")
             values[Agent.updated_at] = now()
             Agent.update(values).where(Agent.id == agent_id).execute()
     except IntegrityError as exc:
@@ -165,88 +154,21 @@ def update(db, ref: str, *, name: str | None = None, status: str | None = None,
     return get(db, agent_id, LIST_FIELDS), missing
 
 
-def cascade_counts(db, agent_id: str) -> dict:
-    """What deleting the agent removes with it (ON DELETE CASCADE):
-    jobs, messages, memories, summaries, links."""
-    from nitejarctl.models import AgentIntegration, AgentMemory, Job, Message, SessionSummary
-
-    result = {"jobs": 0, "messages": 0, "memories": 0, "summaries": 0, "links": 0}
-    if db.has_table("jobs"):
-        result["jobs"] = Job.select().where(Job.agent_id == agent_id).count()
-        if db.has_table("messages"):
-            result["messages"] = (Message.select().join(Job, on=(Job.id == Message.job_id))
-                                  .where(Job.agent_id == agent_id).count())
-    if db.has_table("agent_memories"):
-        result["memories"] = AgentMemory.select().where(AgentMemory.agent_id == agent_id).count()
-    if db.has_table("session_summaries"):
-        result["summaries"] = (SessionSummary.select()
-                               .where(SessionSummary.agent_id == agent_id).count())
-    if db.has_table("agent_integrations"):
-        result["links"] = (AgentIntegration.select()
-                           .where(AgentIntegration.agent_id == agent_id).count())
-    elif db.has_table("agent_plugin_instances"):
-        _, links = _plugin_tables(db)
-        result["links"] = links.select().where(links.agent_id == agent_id).count()
-    return result
-
-
-def delete(db, agent_id: str) -> dict:
-    """Delete the agent; its jobs, messages, memories, summaries and links go
-    with it (the schema's cascade), in one transaction. Returns what went."""
-    with db.atomic():
-        removed = cascade_counts(db, agent_id)
-        if not Agent.delete().where(Agent.id == agent_id).execute():
-            raise NotFound(f"no agent with id {agent_id!r}")
-    return removed
-
-
 # --------------------------------------------------------------------- links
 
 
 def link(db, agent_ref: str, integration_ref: str) -> tuple[dict, bool]:
-    """Link an agent to an integration. Returns (link row, created)."""
-    from peewee import IntegrityError
-
+    """Link an agent to an integration (or plugin instance). Returns (link row, created)."""
     from nitejarctl.db import now
-    from nitejarctl.models import AgentIntegration
     from nitejarctl.repositories import integrations
 
-    integrations.require(db, "agent_integrations")
-    agent = resolve(db, agent_ref)
-    integration = integrations.resolve(db, integration_ref)
-    row = {"agent_id": agent["id"], "agent_name": agent["name"],
-           "integration_id": integration["id"], "integration_name": integration["name"],
-           "created_at": now()}
-    pair = ((AgentIntegration.agent_id == agent["id"])
-            & (AgentIntegration.integration_id == integration["id"]))
-    try:
-        with db.atomic():
-            existing = AgentIntegration.select(AgentIntegration.created_at).where(pair).scalar()
-            if existing is not None:
-                return {**row, "created_at": existing}, False
-            AgentIntegration.insert(agent_id=agent["id"], integration_id=integration["id"],
-                                    created_at=row["created_at"]).execute()
-    except IntegrityError:  # linked meanwhile by someone else: the end state holds
-        existing = AgentIntegration.select(AgentIntegration.created_at).where(pair).scalar()
-        return {**row, "created_at": existing}, False
-    return row, True
+    integrations.links_pair(db)
+    return integrations.link(db, resolve(db, agent_ref), integration_ref, now())
 
 
 def unlink(db, agent_ref: str, integration_ref: str) -> tuple[dict, bool]:
     """Remove a link. Returns (link row, removed)."""
-    from nitejarctl.models import AgentIntegration
     from nitejarctl.repositories import integrations
 
-    integrations.require(db, "agent_integrations")
-    agent = resolve(db, agent_ref)
-    integration = integrations.resolve(db, integration_ref)
-    pair = ((AgentIntegration.agent_id == agent["id"])
-            & (AgentIntegration.integration_id == integration["id"]))
-    with db.atomic():
-        created = AgentIntegration.select(AgentIntegration.created_at).where(pair).scalar()
-        if created is not None:
-            AgentIntegration.delete().where(pair).execute()
-    row = {"agent_id": agent["id"], "agent_name": agent["name"],
-           "integration_id": integration["id"], "integration_name": integration["name"],
-           "created_at": created}
-    return row, created is not None
+    integrations.links_pair(db)
+    return integrations.unlink(db, resolve(db, agent_ref), integration_ref)

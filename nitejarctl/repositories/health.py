@@ -31,3 +31,12 @@ def counts_of_work(db, *, stale: int, idle: int, now: int) -> dict:
 
 def drift_report(db, managed: bool) -> schema.Drift:
     return schema.drift(db, managed=managed, internal_tables=(migrations.MIGRATIONS_TABLE,))
+
+
+def orphans(db) -> dict[str, int]:
+    """{"jobs.agent_id": rows} of the foreign keys with values no parent row has
+    (nitejar writes SQLite without enforcing its keys), by key name."""
+    found: dict[str, int] = {}
+    for fk, n in db.dangling_references().items():
+        found[fk.name] = found.get(fk.name, 0) + n
+    return dict(sorted(found.items()))

@@ -102,6 +102,15 @@ def close_for_conversation(db, session_key: str, agent_id: str, now: int, bulk: 
     return bulk.apply(db, _change(db, where, _closing(now)))
 
 
+def closing_of_agent(db, agent_id: str, now: int) -> Change | None:
+    """Closing the agent's active sessions (they refer to it by no foreign
+    key), as a Change; None when the database has no sprite sessions."""
+    if not db.has_table(SpriteSession._meta.table_name):
+        return None
+    where = (SpriteSession.agent_id == agent_id) & (SpriteSession.status == "active")
+    return Change(SpriteSession, where, _closing(now))
+
+
 def purge_condition(older_than: int, now: int, status: str | None = None):
     """nitejar's deleteOldSessions: closed or error, last active before now - older_than."""
     statuses = SpriteSession.status.in_(PURGEABLE) if status is None else SpriteSession.status == status
@@ -171,21 +180,26 @@ def _change_ids(db, ids, values: dict, differs, condition, *, dry_run: bool) -> 
     return result
 
 
+def _differs(column, value):
+    """`column` is not `value`, NULL included (as Python's != says of a row)."""
+    return column.is_null() | (column != value)
+
+
 def close_ids(db, ids, now: int, *, dry_run: bool = False) -> IdChanges:
     """nitejar's closeSpriteSession for each id: status closed, last_active_at now."""
     return _change_ids(db, ids, _closing(now), lambda row: row["status"] != "closed",
-                       SpriteSession.status != "closed", dry_run=dry_run)
+                       _differs(SpriteSession.status, "closed"), dry_run=dry_run)
 
 
 def error_ids(db, ids, now: int, *, dry_run: bool = False) -> IdChanges:
     """nitejar's errorSpriteSession for each id: status error, last_active_at now."""
     values = {SpriteSession.status: "error", SpriteSession.last_active_at: now}
     return _change_ids(db, ids, values, lambda row: row["status"] != "error",
-                       SpriteSession.status != "error", dry_run=dry_run)
+                       _differs(SpriteSession.status, "error"), dry_run=dry_run)
 
 
 def touch_ids(db, ids, now: int, *, dry_run: bool = False) -> IdChanges:
     """nitejar's touchSpriteSession for each id: last_active_at now (any status)."""
     return _change_ids(db, ids, {SpriteSession.last_active_at: now},
                        lambda row: row["last_active_at"] != now,
-                       SpriteSession.last_active_at != now, dry_run=dry_run)
+                       _differs(SpriteSession.last_active_at, now), dry_run=dry_run)

@@ -25,6 +25,11 @@ def _agent_names(db, ids) -> dict[str, str]:
     return dict(rows)
 
 
+def _nulls_last(value):
+    """A sort key for values a column may hold, NULL among them (after the rest)."""
+    return (value is None, "" if value is None else str(value))
+
+
 def _bucket(expr, bounds):
     """CASE mapping `expr` to the index of the first bound it is below."""
     cases = [(expr < bound, i) for i, bound in enumerate(bounds)]
@@ -53,7 +58,8 @@ def session_stats(db, *, now: int, top: int = TOP_AGENTS) -> dict:
                   .where(S.status == "active").group_by(SQL("b")).tuples())
     ages = [{"age": label, "count": int(counts.get(i, 0))} for i, (label, _) in enumerate(AGE_BUCKETS)]
     return {"total": sum(by_status.values()),
-            "by_status": {s: int(by_status.get(s, 0)) for s in sorted(set(by_status) | {"active", "closed", "error"})},
+            "by_status": {s: int(by_status.get(s, 0))
+                          for s in sorted(set(by_status) | {"active", "closed", "error"}, key=_nulls_last)},
             "by_agent": agents, "active_age": ages}
 
 
