@@ -46,7 +46,8 @@ KILLS = int(os.environ.get("NITEJARCTL_RELIABILITY_KILLS", "8" if SCALE == "ci" 
 # nitejar's writers give up after 5 s; with one command at a time, whose batches
 # commit after ~0.25 s of work each, the writer should never come near that.
 LONGEST_WAIT = 3.0
-# PostgreSQL: a batch holds the rows it changes for about a second.
+# PostgreSQL: a batch holds the rows it changes for about a second; the writer
+# waits on no one row longer than this.
 LONGEST_ROW_WAIT = 2.0
 
 pytestmark = pytest.mark.slow
@@ -166,7 +167,12 @@ def check_the_writer(db: str, written: dict, runs: list[dict], longest_wait: flo
     """Everything the writer did is still there; returns figures for the report."""
     assert written["failures"] == [], written["failures"][:3]
     assert written["committed"] > 0
-    assert written["slowest_transaction"] < longest_wait, written["slowest_transaction"]
+    if db.startswith("postgresql://"):
+        # Each wait is for one row a batch holds; one transaction may meet two
+        # changes' rows (a session, then a memory), each waited for on its own.
+        assert written["slowest_statement"] < longest_wait, written["slowest_statement"]
+    else:
+        assert written["slowest_transaction"] < longest_wait, written["slowest_transaction"]
     for run in runs:
         during = sum(run["start"] <= t <= run["end"] for t in written["commits"])
         # the command never held the write lock for long: nitejar kept writing meanwhile
@@ -200,7 +206,8 @@ def check_the_writer(db: str, written: dict, runs: list[dict], longest_wait: flo
         assert integrity(db) == [("ok",)]
     return {"transactions": written["committed"], "messages_kept": kept,
             "sessions_touched": len(last_touch), "memory_accesses": sum(counts.values()),
-            "slowest_transaction_s": round(written["slowest_transaction"], 3)}
+            "slowest_transaction_s": round(written["slowest_transaction"], 3),
+            "longest_wait_s": round(written["slowest_statement"], 3)}
 
 
 def report(title: str, figures: dict, runs: list[dict]) -> None:

@@ -130,7 +130,10 @@ def run_each(db, changes, counts: list, *, sink=None, progress=None, batching: B
         pacing = _Pacing(batching, sleep, db.pauses_for_writers)
         for i, change in enumerate(changes):
             with contextlib.ExitStack() as inner:
-                capture = inner.enter_context(db.changed_rows(change)) if sink is not None else None
+                capture = None
+                if sink is not None:
+                    capture = inner.enter_context(db.changed_rows(change))
+                    inner.callback(delivery.drained)  # its rows read before its reader goes
                 _batches(db, change, i, counts, capture, delivery, timer, pacing, progress)
 
 
@@ -180,8 +183,9 @@ class _Delivery:
     order: `put(rows)` takes a callable that yields them, a chunk at a time,
     once their batch has committed (reading them there, and formatting them,
     overlaps the next batches' statements, which run without Python's lock).
-    At most two batches wait; leaving the context waits until every row has
-    reached the sink, and raises the sink's own error, if any."""
+    At most two batches wait; `drained()` waits until every row put so far
+    has reached the sink (before a change's reader goes), and leaving the
+    context waits for every row too, and raises the sink's own error, if any."""
 
     def __init__(self, sink):
         import queue
@@ -207,18 +211,24 @@ class _Delivery:
             raise self._error
         self._queue.put(rows)
 
+    def drained(self) -> None:
+        self._queue.join()
+
     def _run(self) -> None:
         while (rows := self._queue.get()) is not None:
-            chunks = rows()
             try:
-                if self._error is not None:
-                    continue
-                for chunk in chunks:
-                    self._sink(chunk)
-            except BaseException as exc:  # raised in the change's own thread
-                self._error = exc
+                chunks = rows()
+                try:
+                    if self._error is not None:
+                        continue
+                    for chunk in chunks:
+                        self._sink(chunk)
+                except BaseException as exc:  # raised in the change's own thread
+                    self._error = exc
+                finally:
+                    chunks.close()  # (also what frees a reader, when its rows were not all read)
             finally:
-                chunks.close()  # (also what frees a reader, when its rows were not all read)
+                self._queue.task_done()
 
 
 class _LockTimer:
