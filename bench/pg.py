@@ -332,7 +332,8 @@ def explain(url: str, sql: str, params, setup=()) -> str:
 
 def check_plans(server, template: str, scenario: Scenario) -> tuple[str, str, bool]:
     """Run `scenario` on a copy of `template`: (how many batches and one of
-    them, its plan, whether every read of the table is a range or an index)."""
+    them, its plan, whether every read of the table is a range or an index —
+    or the change was one statement)."""
     ran = server.copy_database(f"{template}_capture", template)
     try:
         every = capture_sql(scenario.args, ran)
@@ -348,9 +349,11 @@ def check_plans(server, template: str, scenario: Scenario) -> tuple[str, str, bo
     finally:
         server.drop(f"{template}_explain")
     scans = [line for line in plan.splitlines() if f" on {scenario.table}" in line and "Scan" in line]
-    ok = bool(scans) and all(any(read in line for read in READS) for line in scans)
+    # A change done in one statement may read the whole table once, as the
+    # statement alone does; a batch of several must read its own part only.
+    ok = bool(scans) and (len(statements) == 1 or all(any(read in line for read in READS) for line in scans))
     shown = _short(sql, params)
-    return f"{len(statements)} batches; this one: {shown}", plan, ok
+    return f"{len(statements)} {'batch' if len(statements) == 1 else 'batches'}; this one: {shown}", plan, ok
 
 
 def _short(sql: str, params) -> str:
@@ -442,7 +445,7 @@ def main(argv=None) -> int:
                 row.plan = f"{head}\n{plan}"
                 if not ok:
                     row.status = "FAIL"
-                    row.notes.append("a batch reads its table without a range or an index (Seq Scan)")
+                    row.notes.append("a batch of several reads its table without a range or an index (Seq Scan)")
     finally:
         for keys in shapes:
             server.drop(bench.template(keys))

@@ -108,6 +108,7 @@ class RootGroup(NitejarGroup):
             if standalone_mode:
                 sys.exit(EXIT_USAGE)
             return EXIT_USAGE
+        code = None
         try:
             rv = super().main(args, prog_name or "nitejarctl", complete_var,
                               standalone_mode=False, **extra)
@@ -146,8 +147,9 @@ class RootGroup(NitejarGroup):
                 except Exception:  # closing after an error must not mask it
                     pass
             timings = sys.modules.get("nitejarctl.timings")
-            if timings is not None and timings.enabled:  # -v: where the time went
-                click.echo(timings.summary(), err=True)
+            if timings is not None and timings.enabled:
+                if code == 0:  # -v: where the time went (an error's line stays the last)
+                    click.echo(timings.summary(), err=True)
                 timings.reset()
         if standalone_mode:
             sys.exit(code)
