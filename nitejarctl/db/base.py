@@ -215,10 +215,12 @@ class Database:
     def for_update(self, query):
         return query
 
-    def lock_in_order(self, model, condition) -> None:
-        """Inside a write transaction: lock `model`'s rows that `condition`
-        selects in the order bulk changes lock them (where rows are locked one
-        by one), so that two changes never wait for each other crosswise."""
+    def update_in_order(self, model, condition, values: dict) -> int:
+        """Inside a write transaction: UPDATE `model` SET `values` of the rows
+        `condition` selects, locking them in the order bulk changes lock them
+        (where rows are locked one by one), so that two changes never wait for
+        each other crosswise. Returns how many rows changed."""
+        return model.update(values).where(condition).execute()
 
     def analyze_temporary(self, table: str) -> None:
         """Statistics for a temporary table just filled, where the planner needs them."""

@@ -149,11 +149,16 @@ class Postgres(Database, pw.PostgresqlDatabase):
     def for_update(self, query):
         return query.for_update()
 
-    def lock_in_order(self, model, condition) -> None:
-        """In the rows' physical order: the order each batch of a bulk change
-        (a TID Range Scan) locks them in."""
+    def update_in_order(self, model, condition, values: dict) -> int:
+        """In the rows' physical order, the order each batch of a bulk change (a
+        TID Range Scan) locks them in: the rows are found and locked once (SELECT
+        … ORDER BY ctid FOR UPDATE), then changed by address (a Tid Scan; a row
+        locked by this transaction keeps its address)."""
         key = self.batch_key(model)
-        self.execute(model.select(key).where(condition).order_by(key).for_update())
+        locked = [row[0] for row in self.execute(model.select(key).where(condition).order_by(key).for_update())]
+        if not locked:
+            return 0
+        return model.update(values).where(key.in_(locked)).execute()
 
     def analyze_temporary(self, table: str) -> None:
         self.execute_sql(f'ANALYZE "{table}"')
