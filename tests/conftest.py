@@ -29,7 +29,8 @@ FIXTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures"
 UPSTREAM_SQL = Path(__file__).resolve().parent / "data" / "nitejar-upstream.sql"
 PG_PASSWORD_USER = "nitejar_pw"
 PG_PASSWORD = "s3cret-Pa55word"
-TEMPLATE = "nitejarctl_template"
+# one template per test run: runs of the suite may share a server
+TEMPLATE = f"nitejarctl_template_{os.getpid()}"
 
 _counter = itertools.count()
 
@@ -150,6 +151,12 @@ def pg_server():
     migrations.migrate(db)
     db.close()
     yield server
+    conn = server.admin()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}"')
+    finally:
+        conn.close()
     server.stop()
 
 

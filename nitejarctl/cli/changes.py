@@ -89,7 +89,7 @@ def run_bulk(settings, change, *, fields, columns, words: Words, dry_run: bool =
                 bar.update(done)
 
             try:
-                n = change(settings.bulk(sink=None if spool is None else _timed(spool.add), progress=progress,
+                n = change(settings.bulk(sink=None if spool is None else _timed(spool), progress=progress,
                                          dry_run=dry_run))
             except BaseException as exc:
                 bar.stop()
@@ -122,14 +122,15 @@ def show_changed(settings, rows, columns, words: Words, *, dry_run: bool = False
     return n
 
 
-def _timed(sink):
-    """The sink, its time counted as formatting (-v)."""
+def _timed(spool):
+    """The spool's sink, its time counted as formatting (-v)."""
     from nitejarctl import timings
 
     def timed(rows):
         with timings.measured("format"):
-            sink(rows)
+            spool.add(rows)
 
+    timed.text_columns = spool.text_columns  # the lines it takes formatted (db.batches.Bulk)
     return timed
 
 

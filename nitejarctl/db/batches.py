@@ -64,7 +64,10 @@ class Bulk:
     """How to run a bulk change (repositories take one): where its changed
     rows go (`sink(rows)`: each committed batch's rows, tuples in the change's
     `names` order, in the order the batch visited them, a chunk at a time;
-    without a sink the rows are not even read), `progress(n)` after each
+    without a sink the rows are not even read; a sink with `text_columns`,
+    the names of the columns it prints as TSV lines, may get a batch's rows
+    as one db.copied_rows.TextRows instead, where the backend writes them
+    itself), `progress(n)` after each
     batch that changed n rows, `on_wait()` once the change has waited a second
     for its turn, and `dry_run`: nothing written, the rows the change would
     make handed to the sink instead (and counted). `batching`: None for the
@@ -132,7 +135,7 @@ def run_each(db, changes, counts: list, *, sink=None, progress=None, batching: B
             with contextlib.ExitStack() as inner:
                 capture = None
                 if sink is not None:
-                    capture = inner.enter_context(db.changed_rows(change))
+                    capture = inner.enter_context(db.changed_rows(change, getattr(sink, "text_columns", None)))
                     inner.callback(delivery.drained)  # its rows read before its reader goes
                 _batches(db, change, i, counts, capture, delivery, timer, pacing, progress)
 

@@ -166,10 +166,28 @@ class Postgres(Database, pw.PostgresqlDatabase):
     def serialise_writes(self) -> None:
         self.execute_sql("SELECT pg_advisory_xact_lock(%s)", (COMPACTION_LOCK_KEY,))
 
-    def changed_rows(self, change):
+    def changed_rows(self, change, text_columns=None):
+        """The statement returns the rows; as TSV text the server writes (COPY)
+        where the sink takes `text_columns` as lines and those are plain text
+        or integer columns (db.copied_rows)."""
         from nitejarctl.db import changed_rows
 
+        if text_columns:
+            from nitejarctl.db import copied_rows
+
+            columns = copied_rows.columns_for(self, change, text_columns)
+            if columns is not None:
+                return copied_rows.CopiedText(self, change, columns)
         return changed_rows.Returning(self, change)
+
+    def live_column_types(self, table: str) -> dict[str, str]:
+        """{column: its type as PostgreSQL writes it} of a table of the current schema."""
+        rows = self.execute_sql(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute AS a "
+            "JOIN pg_catalog.pg_class AS c ON c.oid = a.attrelid "
+            "WHERE c.relname = %s AND c.relnamespace = current_schema()::regnamespace "
+            "AND a.attnum > 0 AND NOT a.attisdropped", (table,)).fetchall()
+        return dict(rows)
 
     def batching(self):
         """Batches of about a second: PostgreSQL's row locks stall only a writer

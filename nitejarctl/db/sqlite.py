@@ -150,7 +150,7 @@ class Sqlite(Database, pw.SqliteDatabase):
         path = self.wal_file()
         return bulk_session(self, path) if path is not None else Database.bulk_session(self)
 
-    def changed_rows(self, change):
+    def changed_rows(self, change, text_columns=None):
         from nitejarctl.db import changed_rows
 
         path = self.wal_file()
