@@ -144,7 +144,7 @@ def test_list_limit_and_footer(fleet, run):
         result = run("sessions", "list", "--limit", "3", "-o", "ids")
         tsv_default = run("sessions", "list")  # not a terminal: tsv, unlimited
     assert result.stdout == "s-stale-3h\ns-stale-2h\ns-edge\n"
-    assert result.stderr == "… 1 more sessions not shown (use --limit or -o json)\n"
+    assert result.stderr == "… 1 more sessions not shown\n"
     assert len(tsv_default.stdout.splitlines()) == 5
 
 
@@ -649,7 +649,7 @@ def test_history_formats_agent_filter_and_incomplete(transcript, run):
     assert "plain [bold]text[/]" in table.stdout
     limited = run("sessions", "history", transcript, "--limit", "2", "-o", "ids")
     assert limited.stdout == "m-b1\nm-b2\n"
-    assert limited.stderr == "… 3 more messages not shown (use --limit or -o json)\n"
+    assert limited.stderr == "… 3 more messages not shown\n"
 
 
 def test_history_unknown_agent_and_empty(transcript, run):

@@ -72,6 +72,33 @@ class Postgres(Database, pw.PostgresqlDatabase):
                     conn.rollback()
                     conn.autocommit = True
 
+    def read_only_rows(self, pieces, params, *, declare: bool = True):
+        """`nitejarctl query` (db.read_only): the column names, then the rows,
+        in a transaction that is READ ONLY (the server refuses every write),
+        rolled back at the end; through a server-side cursor unless `declare`
+        is false (EXPLAIN, which a cursor cannot be declared for)."""
+        sql = "%s".join(piece.replace("%", "%%") for piece in pieces)
+        conn = self.connection()
+        conn.autocommit = False
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SET TRANSACTION READ ONLY")
+            name = f"nitejarctl_query_{time.monotonic_ns()}" if declare else None
+            with conn.cursor(name=name) as cursor:
+                cursor.itersize = STREAM_BATCH
+                started = time.perf_counter()
+                cursor.execute(sql, params)
+                if self.trace is not None:
+                    self.trace(sql, params, time.perf_counter() - started)
+                first = cursor.fetchmany(STREAM_BATCH)  # a named cursor's description comes with its rows
+                yield tuple(d[0] for d in cursor.description)
+                yield from first
+                while rows := cursor.fetchmany(STREAM_BATCH):
+                    yield from rows
+        finally:
+            conn.rollback()
+            conn.autocommit = True
+
     # ------------------------------------------------------------- queries
 
     @property
