@@ -51,6 +51,41 @@ def mask_config(value, *, secret: bool = False):
     return value
 
 
+def is_secret_column(column: str) -> bool:
+    """A result column whose text is a secret: named like one, and not a
+    reference to another row (`credential_id`)."""
+    return is_secret_key(column) and not str(column).lower().endswith("_id")
+
+
+def mask_cell(value, *, secret: bool = False):
+    """A value of any query's result as listings show secrets: text in a
+    `secret` column (is_secret_column) as `***`, nitejar's encrypted values
+    as `enc:***`, and the secrets of a JSON object or array held as text
+    masked inside it (the rest of it kept)."""
+    if not isinstance(value, str) or not value:
+        return value
+    if secret:
+        return _masked_value(value)
+    if value.startswith(ENCRYPTED):
+        return ENCRYPTED_MASK
+    if value[:1] in "{[" and (ENCRYPTED in value or any(w in value.lower() for w in _JSON_HINTS)):
+        import json
+
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return value
+        masked = mask_config(parsed)
+        if masked != parsed:
+            return json.dumps(masked, ensure_ascii=False, separators=(",", ":"))
+    return value
+
+
+# A JSON text can hold a secret only if one of these is in it (a quick test
+# before parsing every JSON cell of a large result).
+_JSON_HINTS = ("token", "secret", "password", "passphrase", "private", "api", "credential")
+
+
 def keep_stored(new, stored, what: str, path: tuple = ()):
     """`new` with every placeholder replaced by the value `stored` holds at the
     same key path (dict keys, list positions). A placeholder where nothing is

@@ -29,7 +29,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures"
 UPSTREAM_SQL = Path(__file__).resolve().parent / "data" / "nitejar-upstream.sql"
 PG_PASSWORD_USER = "nitejar_pw"
 PG_PASSWORD = "s3cret-Pa55word"
-# One template per test run: several runs may share one server.
+# One template per test session: several sessions may share one server.
 TEMPLATE = f"nitejarctl_template_{os.getpid()}"
 
 _counter = itertools.count()
@@ -151,13 +151,11 @@ def pg_server():
     migrations.migrate(db)
     db.close()
     yield server
-    try:
+    if not server.proc_dir:  # a server of its own goes with its files
         conn = server.admin()
         with conn.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}"')
         conn.close()
-    except Exception:
-        pass
     server.stop()
 
 

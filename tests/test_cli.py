@@ -13,7 +13,9 @@ from tests.conftest import PG_PASSWORD, PG_PASSWORD_USER, Run
 
 def test_version_and_help():
     run = Run(None)
-    assert run("--version").stdout.startswith("nitejarctl, version ")
+    from nitejarctl import __version__
+
+    assert run("--version").stdout.splitlines()[0].split() == ["nitejarctl", __version__]
     short = run("-h")
     assert short.exit_code == 0 and "Exit codes:" in short.stdout
     assert "130  interrupted" in short.stdout

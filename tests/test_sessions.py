@@ -144,7 +144,7 @@ def test_list_limit_and_footer(fleet, run):
         result = run("sessions", "list", "--limit", "3", "-o", "ids")
         tsv_default = run("sessions", "list")  # not a terminal: tsv, unlimited
     assert result.stdout == "s-stale-3h\ns-stale-2h\ns-edge\n"
-    assert result.stderr == "… 1 more sessions not shown (use --limit or -o json)\n"
+    assert result.stderr == "… 1 more sessions not shown\n"
     assert len(tsv_default.stdout.splitlines()) == 5
 
 
@@ -366,6 +366,37 @@ def test_close_stale_in_several_batches(db, run):
     assert sorted(result.stdout.split()) == ["b0", "b1", "b2", "b3", "b4"]
     assert result.stderr == "closed 5 sessions\n"
     assert {k: v for k, v in state().items() if v[0] == "active"} == {"keep": ("active", NOW)}
+
+
+ODD_KEYS = ["tab\there", "line\nbreak", "cr\rhere", "back\\slash", "\\b not a backspace",
+            "bs\x08 ff\x0c vt\x0b", "esc\x1b[31m", "é 🚀"]
+
+
+def test_close_stale_prints_odd_text_as_tsv_exactly(db, run, backend):
+    """The default output off a terminal (TSV) and ids: every character as
+    nitejarctl's TSV writes it, whichever way the backend hands the rows over
+    (on PostgreSQL the server writes them: COPY of the UPDATE … RETURNING)."""
+    with at(NOW):
+        for i, key in enumerate(ODD_KEYS):
+            session(f"o{i}", key=key, last=NOW - 2 * HOUR - i)
+        result = run("sessions", "close", "--stale", "1h", "-v", settings=Settings(batching=BY_TWO))
+    assert result.exit_code == 0, result.stderr
+    escaped = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+    rows = [expected(f"o{i}", status="closed", last=NOW, key="".join(escaped.get(c, c) for c in key))
+            for i, key in enumerate(ODD_KEYS)]
+    lines = result.stdout.split("\n")  # not splitlines(): \x0b and \x0c are a line's own
+    assert lines[0] == "\t".join(FIELDS) and lines[-1] == ""
+    assert sorted(lines[1:-1]) == sorted(tsv(rows).split("\n")[1:-1])
+    if backend == "postgresql":
+        changes = [line for line in result.stderr.split("\n") if line.startswith("-- ") and "UPDATE" in line]
+        assert len(changes) >= 4 and all("COPY (UPDATE" in line for line in changes), changes
+    with at(NOW):
+        for i, key in enumerate(ODD_KEYS):
+            session(f"p{i} {key}", last=NOW - 2 * HOUR - i)
+        ids = run("sessions", "close", "--stale", "1h", "-o", "ids", settings=Settings(batching=BY_TWO))
+    assert ids.exit_code == 0, ids.stderr
+    assert sorted(ids.stdout.split("\n")[:-1]) == sorted(f"p{i} " + "".join(escaped.get(c, c) for c in key)
+                                                         for i, key in enumerate(ODD_KEYS))
 
 
 def _fail_on(db, backend, session_id: str) -> None:
@@ -618,7 +649,7 @@ def test_history_formats_agent_filter_and_incomplete(transcript, run):
     assert "plain [bold]text[/]" in table.stdout
     limited = run("sessions", "history", transcript, "--limit", "2", "-o", "ids")
     assert limited.stdout == "m-b1\nm-b2\n"
-    assert limited.stderr == "… 3 more messages not shown (use --limit or -o json)\n"
+    assert limited.stderr == "… 3 more messages not shown\n"
 
 
 def test_history_unknown_agent_and_empty(transcript, run):

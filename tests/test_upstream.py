@@ -178,7 +178,7 @@ OUTPUTS = ("json", "jsonl", "csv", "tsv", "ids", "table")
 
 # Every read command, with arguments that make it find rows.
 READS = [
-    ("doctor",), ("status",), ("migrate", "status"),
+    ("doctor",), ("status",), ("migrate", "status"), ("version",),
     ("agents", "list"), ("agents", "list", "--status", "idle"), ("agents", "show", "ops"),
     ("agents", "show", "ag-dev"),
     ("sessions", "list"), ("sessions", "list", "--stale", "1h"), ("sessions", "list", "--status", "all"),
@@ -211,6 +211,8 @@ NOT_HERE = {
        for c in ("update", "enable", "disable")},
     **{("agents", c): "plugin instances: tests/test_plugin_instances.py" for c in ("link", "unlink")},
     ("transfer",): "reads SQLite, writes PostgreSQL: the fixture's transfer is in tests/test_transfer.py",
+    ("query",): "the operator's own SQL: on the fixture in tests/test_query.py",
+    ("help",): "prints help and opens no database",
 }
 
 

@@ -56,7 +56,7 @@ def test_work_items_list_formats(run, data):
 def test_work_items_list_limit_footer(run, data):
     result = run("work-items", "list", "-o", "table", "--limit", "1")
     assert result.exit_code == 0
-    assert result.stderr == "… 1 more work items not shown (use --limit or -o json)\n"
+    assert result.stderr == "… 1 more work items not shown\n"
     assert run("work-items", "list", "-o", "jsonl", "--limit", "1").stdout.count("\n") == 1
 
 

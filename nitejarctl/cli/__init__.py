@@ -17,7 +17,6 @@ import sys
 
 import click
 
-from nitejarctl import __version__
 from nitejarctl.cli.context import Settings
 from nitejarctl.cli.options import NitejarGroup
 from nitejarctl.errors import (
@@ -47,6 +46,16 @@ COMMANDS = {
     "repair": ("nitejarctl.cli.repair", "repair", "Repair dangling references nitejar leaves behind."),
     "transfer": ("nitejarctl.cli.transfer", "transfer", "Copy the SQLite database into PostgreSQL, verified."),
     "completion": ("nitejarctl.cli.completion", "completion", "Print the shell completion script."),
+    "query": ("nitejarctl.cli.query", "query", "Run a read-only SQL query (SELECT, WITH, EXPLAIN)."),
+    "version": ("nitejarctl.cli.version", "version", "Versions of nitejarctl, Python, SQLite and the database."),
+    "help": ("nitejarctl.cli.help", "help_command", "Show the help of a command."),
+}
+
+# Singular names of the groups, accepted as they are typed and kept out of the
+# help and completion lists.
+ALIASES = {
+    "session": "sessions", "agent": "agents", "memory": "memories", "integration": "integrations",
+    "job": "jobs", "work-item": "work-items", "summary": "compaction",
 }
 
 EXIT_CODES_HELP = """\b
@@ -69,11 +78,23 @@ class RootGroup(NitejarGroup):
     def get_command(self, ctx, name):
         if name in self.commands:
             return self.commands[name]
-        entry = COMMANDS.get(name)
+        entry = COMMANDS.get(ALIASES.get(name, name))
         if entry is None or not _module_exists(entry[0]):
             return None
         module, attribute, _ = entry
         return getattr(importlib.import_module(module), attribute)
+
+    def resolve_command(self, ctx, args):
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as exc:
+            # The lazy table gives Click no `self.commands` to suggest from; a
+            # closer match than Click's own cutoff keeps `sesions` from also
+            # suggesting `version`.
+            from difflib import get_close_matches
+
+            close = get_close_matches(exc.command_name, self.list_commands(ctx), cutoff=0.75)
+            raise click.exceptions.NoSuchCommand(exc.command_name, possibilities=close, ctx=ctx) from None
 
     def format_commands(self, ctx, formatter):
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
@@ -238,9 +259,17 @@ def _database_message(exc: BaseException) -> str:
     return f"database error: {text}"
 
 
+def _version(ctx, param, value):
+    if value:
+        from nitejarctl.cli.version import show_option
+
+        show_option(ctx, param, value)
+
+
 @click.group("nitejarctl", cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]},
              epilog=EXIT_CODES_HELP)
-@click.version_option(__version__, "--version", prog_name="nitejarctl")
+@click.option("-V", "--version", is_flag=True, expose_value=False, callback=_version,
+              help="Show the versions (as 'nitejarctl version') and exit.")
 @click.pass_context
 def cli(ctx):
     """Admin and maintenance tool for a nitejar database (SQLite or PostgreSQL).

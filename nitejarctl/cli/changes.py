@@ -89,7 +89,7 @@ def run_bulk(settings, change, *, fields, columns, words: Words, dry_run: bool =
                 bar.update(done)
 
             try:
-                n = change(settings.bulk(sink=None if spool is None else _timed(spool.add), progress=progress,
+                n = change(settings.bulk(sink=None if spool is None else _timed(spool), progress=progress,
                                          dry_run=dry_run))
             except BaseException as exc:
                 bar.stop()
@@ -122,14 +122,15 @@ def show_changed(settings, rows, columns, words: Words, *, dry_run: bool = False
     return n
 
 
-def _timed(sink):
-    """The sink, its time counted as formatting (-v)."""
+def _timed(spool):
+    """The spool's sink, its time counted as formatting (-v)."""
     from nitejarctl import timings
 
     def timed(rows):
         with timings.measured("format"):
-            sink(rows)
+            spool.add(rows)
 
+    timed.text_columns = spool.text_columns  # the lines it takes formatted (db.batches.Bulk)
     return timed
 
 
@@ -158,9 +159,11 @@ def _stopped(settings, spool, columns, words: Words, done: int, total, exc, disp
     """The change stopped: print what committed (-o count: how many) and say
     so; raise Interrupted for a signal (the caller re-raises anything else)."""
     try:
-        if spool is None:
+        if not done:  # nothing changed: nothing on stdout (an error before the first batch)
+            pass
+        elif spool is None:
             settings.emit_count(done)
-        elif done:  # nothing changed: nothing on stdout (an error before the first batch)
+        else:
             _show(settings, spool, columns, done, dry_run=False, display=display)
     except Exception:  # stdout is gone: the line on stderr still tells
         pass

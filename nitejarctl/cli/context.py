@@ -56,12 +56,14 @@ class Settings:
 
         return resolve_url(self.database_url)[1]
 
-    def database(self, *, create: bool = False):
-        """The open database (opened on first use; only migrate passes create)."""
+    def database(self, *, create: bool = False, readonly: bool = False):
+        """The open database (opened on first use; only migrate passes create,
+        only query readonly)."""
         if self._db is None:
             from nitejarctl.db import open_database
 
-            db = open_database(self.target, create=create, busy_timeout=self.busy_timeout)
+            db = open_database(self.target, create=create, readonly=readonly,
+                               busy_timeout=self.busy_timeout)
             if self.verbose:
                 from nitejarctl import timings
 

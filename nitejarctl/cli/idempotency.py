@@ -76,6 +76,7 @@ def idempotency_prune(settings, older_than, dry_run, yes):
       nitejarctl idempotency prune --older-than 30d --yes -o ids
     """
     from nitejarctl.db import now
+    from nitejarctl.durations import format_duration
     from nitejarctl.repositories import idempotency as repo
 
     require_confirmation(settings, yes, dry_run)
@@ -84,6 +85,6 @@ def idempotency_prune(settings, older_than, dry_run, yes):
     if not (dry_run or yes):
         total = repo.count(db, cutoff=cutoff)
         if total:
-            confirm(settings, f"Delete {WORDS.count(total)}?", yes)
+            confirm(settings, f"Delete {WORDS.count(total)} older than {format_duration(older_than)}?", yes)
     run_bulk(settings, lambda bulk: repo.prune(db, cutoff, bulk), fields=repo.COLUMNS, columns=_columns(),
              words=WORDS, dry_run=dry_run, remaining=lambda: repo.count(db, cutoff=cutoff), id_field="key")

@@ -334,7 +334,18 @@ def memories_prune(settings, agent_id, below, keep, dry_run, yes):
         if not yes:
             count = plan.remaining()
             if count:
-                confirm(settings, f"Delete {plural(count, 'memory')}?", yes)
+                confirm(settings, f"Delete {plural(count, 'memory')} {_criteria(rules)} (unpinned)?", yes)
         run_bulk(settings, plan.execute, fields=prune.COLUMNS, columns=columns, words=words,
                  total=plan.total, remaining=None if plan.total is not None else plan.remaining,
                  display=_display(settings))
+
+
+def _criteria(rules) -> str:
+    """What prune deletes, in words: "weaker than 0.1 or beyond 200 per agent"."""
+    belows = sorted({g.value.below for g in rules.groups})
+    keeps = sorted({g.value.keep for g in rules.groups})
+    below = f"{belows[0]:g}" if len(belows) == 1 else "each agent's minStrength (" + ", ".join(
+        f"{b:g}" for b in belows) + ")"
+    keep = f"{keeps[0]:,}" if len(keeps) == 1 else "each agent's maxStoredMemories (" + ", ".join(
+        f"{k:,}" for k in keeps) + ")"
+    return f"weaker than {below} or beyond {keep} per agent"

@@ -104,12 +104,22 @@ class NitejarCommand(click.Command):
 
 
 class NitejarGroup(click.Group):
+    """A group whose commands all take the global options. Named without a
+    command (`nitejarctl sessions`, `nitejarctl -q`), it prints its help on
+    stdout and exits 0, as gh and kubectl do."""
+
     command_class = NitejarCommand
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("no_args_is_help", True)
+        kwargs.setdefault("no_args_is_help", False)  # the bare group reaches invoke: its help
         super().__init__(*args, **kwargs)
         self.params.extend(global_options())
+
+    def invoke(self, ctx):
+        if not ctx._protected_args and not self.invoke_without_command:
+            click.echo(ctx.get_help(), color=ctx.color)
+            ctx.exit(0)
+        return super().invoke(ctx)
 
     def format_options(self, ctx, formatter):
         _format_options(self, ctx, formatter)
@@ -268,7 +278,7 @@ def listing(settings: Settings, query, columns, *, limit: int | None, noun: str 
     streamed dicts into the rows shown; `count()` overrides the count of
     left-out rows (default: the query's own)."""
     db = settings.database()
-    limit = table_limit(settings, limit)
+    given, limit = limit, table_limit(settings, limit)
     if settings.fmt == COUNT:
         total = (count or query.order_by().count)()
         return settings.emit_count(total if limit is None else min(total, limit))
@@ -286,7 +296,9 @@ def listing(settings: Settings, query, columns, *, limit: int | None, noun: str 
     n = settings.emit(limited(), columns, id_field=id_field)
     if more:
         total = (count or query.order_by().count)()
-        settings.info(f"… {total - n:,} more {noun} not shown (use --limit or -o json)")
+        # Only the table's own limit cut it short: say how to see the rest.
+        hint = " (use --limit or -o json)" if given is None else ""
+        settings.info(f"… {total - n:,} more {noun} not shown{hint}")
     elif n == 0 and settings.fmt == "table":
         settings.info(f"no {noun}")
     return n

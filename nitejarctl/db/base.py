@@ -35,7 +35,7 @@ class Database:
         self.trace = None  # callable(sql, params, seconds): every statement and its time (-v)
         self.notify = None  # callable(line): a note for the operator (stderr), once per matter
         self._schema: dict[str, list[str]] | None = None  # table -> live column names
-        self._columns: dict[str, list] = {}  # table -> peewee's ColumnMetadata (nullable)
+        self._columns: dict[str, list] = {}  # table -> peewee's ColumnMetadata (nullable())
         self._foreign_keys: list | None = None
 
     def execute_sql(self, sql, params=None):
@@ -220,10 +220,12 @@ class Database:
     def for_update(self, query):
         return query
 
-    def lock_in_order(self, model, condition) -> None:
-        """Inside a write transaction: lock `model`'s rows that `condition`
-        selects in the order bulk changes lock them (where rows are locked one
-        by one), so that two changes never wait for each other crosswise."""
+    def update_in_order(self, model, condition, values: dict) -> int:
+        """Inside a write transaction: UPDATE `model` SET `values` of the rows
+        `condition` selects, locking them in the order bulk changes lock them
+        (where rows are locked one by one), so that two changes never wait for
+        each other crosswise. Returns how many rows changed."""
+        return model.update(values).where(condition).execute()
 
     def analyze_temporary(self, table: str) -> None:
         """Statistics for a temporary table just filled, where the planner needs them."""

@@ -64,7 +64,10 @@ class Bulk:
     """How to run a bulk change (repositories take one): where its changed
     rows go (`sink(rows)`: each committed batch's rows, tuples in the change's
     `names` order, in the order the batch visited them, a chunk at a time;
-    without a sink the rows are not even read), `progress(n)` after each
+    without a sink the rows are not even read; a sink with `text_columns`,
+    the names of the columns it prints as TSV lines, may get a batch's rows
+    as one db.copied_rows.TextRows instead, where the backend writes them
+    itself), `progress(n)` after each
     batch that changed n rows, `on_wait()` once the change has waited a second
     for its turn, and `dry_run`: nothing written, the rows the change would
     make handed to the sink instead (and counted). `batching`: None for the
@@ -125,15 +128,15 @@ def run_each(db, changes, counts: list, *, sink=None, progress=None, batching: B
     with contextlib.ExitStack() as stack:
         stack.enter_context(db.turn(wait=batching.lock_wait, on_wait=on_wait))
         committed = stack.enter_context(db.bulk_session())
+        delivery = stack.enter_context(_Delivery(sink)) if sink is not None else None
         timer = _LockTimer(clock, committed)
         pacing = _Pacing(batching, sleep, db.pauses_for_writers)
         for i, change in enumerate(changes):
             with contextlib.ExitStack() as inner:
-                capture = delivery = None
+                capture = None
                 if sink is not None:
-                    capture = inner.enter_context(db.changed_rows(change))
-                    # Left first: every row read (from the capture's readers) before they close.
-                    delivery = inner.enter_context(_Delivery(sink))
+                    capture = inner.enter_context(db.changed_rows(change, getattr(sink, "text_columns", None)))
+                    inner.callback(delivery.drained)  # its rows read before its reader goes
                 _batches(db, change, i, counts, capture, delivery, timer, pacing, progress)
 
 
@@ -183,8 +186,9 @@ class _Delivery:
     order: `put(rows)` takes a callable that yields them, a chunk at a time,
     once their batch has committed (reading them there, and formatting them,
     overlaps the next batches' statements, which run without Python's lock).
-    At most two batches wait; leaving the context waits until every row has
-    reached the sink, and raises the sink's own error, if any."""
+    At most two batches wait; `drained()` waits until every row put so far
+    has reached the sink (before a change's reader goes), and leaving the
+    context waits for every row too, and raises the sink's own error, if any."""
 
     def __init__(self, sink):
         import queue
@@ -210,18 +214,24 @@ class _Delivery:
             raise self._error
         self._queue.put(rows)
 
+    def drained(self) -> None:
+        self._queue.join()
+
     def _run(self) -> None:
         while (rows := self._queue.get()) is not None:
-            chunks = rows()
             try:
-                if self._error is not None:
-                    continue
-                for chunk in chunks:
-                    self._sink(chunk)
-            except BaseException as exc:  # raised in the change's own thread
-                self._error = exc
+                chunks = rows()
+                try:
+                    if self._error is not None:
+                        continue
+                    for chunk in chunks:
+                        self._sink(chunk)
+                except BaseException as exc:  # raised in the change's own thread
+                    self._error = exc
+                finally:
+                    chunks.close()  # (also what frees a reader, when its rows were not all read)
             finally:
-                chunks.close()  # (also what frees a reader, when its rows were not all read)
+                self._queue.task_done()
 
 
 class _LockTimer:

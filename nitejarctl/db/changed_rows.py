@@ -220,26 +220,27 @@ class ReadAfter(ReadFirst):
 
         from nitejarctl.db import text
 
-        read = 0
+        given = 0
         try:
             cursor = self._execute(reader, query)
             while True:
-                with timings.measured("rows"):
-                    try:
+                try:
+                    with timings.measured("rows"):
                         rows = cursor.fetchmany(CHUNK)
-                    except sqlite3.OperationalError as exc:
-                        if not text.undecodable(exc) or reader.text_factory is text.decoded:
-                            raise
-                        # As db.text does on the change's connection: read again (the same
-                        # snapshot, so the same rows), tolerantly, after those handed out.
-                        reader.text_factory = text.decoded
-                        cursor = self._execute(reader, query)
-                        for _ in range(read):
-                            cursor.fetchone()
-                        rows = cursor.fetchmany(CHUNK)
+                except sqlite3.OperationalError as exc:
+                    if not text.undecodable(exc) or reader.text_factory is text.decoded:
+                        raise
+                    # As db.text does on the change's connection: read again from the
+                    # same snapshot, tolerantly, after the rows already given.
+                    reader.text_factory = text.decoded
+                    cursor = self._execute(reader, query)
+                    skip = given
+                    while skip > 0 and (skipped := len(cursor.fetchmany(min(skip, CHUNK)))):
+                        skip -= skipped
+                    continue
                 if not rows:
                     break
-                read += len(rows)
+                given += len(rows)
                 yield rows
         except Exception as exc:
             raise _reading_failed(exc) from None

@@ -72,6 +72,33 @@ class Postgres(Database, pw.PostgresqlDatabase):
                     conn.rollback()
                     conn.autocommit = True
 
+    def read_only_rows(self, pieces, params, *, declare: bool = True):
+        """`nitejarctl query` (db.read_only): the column names, then the rows,
+        in a transaction that is READ ONLY (the server refuses every write),
+        rolled back at the end; through a server-side cursor unless `declare`
+        is false (EXPLAIN, which a cursor cannot be declared for)."""
+        sql = "%s".join(piece.replace("%", "%%") for piece in pieces)
+        conn = self.connection()
+        conn.autocommit = False
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SET TRANSACTION READ ONLY")
+            name = f"nitejarctl_query_{time.monotonic_ns()}" if declare else None
+            with conn.cursor(name=name) as cursor:
+                cursor.itersize = STREAM_BATCH
+                started = time.perf_counter()
+                cursor.execute(sql, params)
+                if self.trace is not None:
+                    self.trace(sql, params, time.perf_counter() - started)
+                first = cursor.fetchmany(STREAM_BATCH)  # a named cursor's description comes with its rows
+                yield tuple(d[0] for d in cursor.description)
+                yield from first
+                while rows := cursor.fetchmany(STREAM_BATCH):
+                    yield from rows
+        finally:
+            conn.rollback()
+            conn.autocommit = True
+
     # ------------------------------------------------------------- queries
 
     @property
@@ -149,11 +176,16 @@ class Postgres(Database, pw.PostgresqlDatabase):
     def for_update(self, query):
         return query.for_update()
 
-    def lock_in_order(self, model, condition) -> None:
-        """In the rows' physical order: the order each batch of a bulk change
-        (a TID Range Scan) locks them in."""
+    def update_in_order(self, model, condition, values: dict) -> int:
+        """In the rows' physical order, the order each batch of a bulk change (a
+        TID Range Scan) locks them in: the rows are found and locked once (SELECT
+        … ORDER BY ctid FOR UPDATE), then changed by address (a Tid Scan; a row
+        locked by this transaction keeps its address)."""
         key = self.batch_key(model)
-        self.execute(model.select(key).where(condition).order_by(key).for_update())
+        locked = [row[0] for row in self.execute(model.select(key).where(condition).order_by(key).for_update())]
+        if not locked:
+            return 0
+        return model.update(values).where(key.in_(locked)).execute()
 
     def analyze_temporary(self, table: str) -> None:
         self.execute_sql(f'ANALYZE "{table}"')
@@ -161,10 +193,28 @@ class Postgres(Database, pw.PostgresqlDatabase):
     def serialise_writes(self) -> None:
         self.execute_sql("SELECT pg_advisory_xact_lock(%s)", (COMPACTION_LOCK_KEY,))
 
-    def changed_rows(self, change):
+    def changed_rows(self, change, text_columns=None):
+        """The statement returns the rows; as TSV text the server writes (COPY)
+        where the sink takes `text_columns` as lines and those are plain text
+        or integer columns (db.copied_rows)."""
         from nitejarctl.db import changed_rows
 
+        if text_columns:
+            from nitejarctl.db import copied_rows
+
+            columns = copied_rows.columns_for(self, change, text_columns)
+            if columns is not None:
+                return copied_rows.CopiedText(self, change, columns)
         return changed_rows.Returning(self, change)
+
+    def live_column_types(self, table: str) -> dict[str, str]:
+        """{column: its type as PostgreSQL writes it} of a table of the current schema."""
+        rows = self.execute_sql(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute AS a "
+            "JOIN pg_catalog.pg_class AS c ON c.oid = a.attrelid "
+            "WHERE c.relname = %s AND c.relnamespace = current_schema()::regnamespace "
+            "AND a.attnum > 0 AND NOT a.attisdropped", (table,)).fetchall()
+        return dict(rows)
 
     def batching(self):
         """Batches of about a second: PostgreSQL's row locks stall only a writer

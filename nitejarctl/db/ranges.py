@@ -21,7 +21,7 @@ sizes the next one so that its transaction takes about `batching.seconds`.
 
 from __future__ import annotations
 
-from peewee import SQL, fn
+from peewee import SQL, Expression, fn
 
 
 def upper_key(model, key, scope, last, size: int):
@@ -72,6 +72,9 @@ class PageRanges:
         self.end = db.table_pages(change.scan)  # the pages the table has now: the change's extent
         self.size = batching.first
         estimate = db.estimated_rows(change.scan.select(SQL("1")).where(change.scope))
+        # The planner expects one batch at most: its rows are first looked for
+        # the planner's way (an index, usually), not by reading every page.
+        self.few = estimate <= self.size / 2
         if estimate <= self.size:  # the planner expects one batch: one window over the table
             self.window = self.end
         else:  # pages for twice the batch's rows, as the planner expects them spread
@@ -83,6 +86,11 @@ class PageRanges:
 
     def next(self):
         db, key = self.db, self.key
+        if self.few:
+            self.few = False
+            batch = self._few()
+            if batch is not False:
+                return batch
         if self.start[0] >= self.end:
             return None
         upto = min(self.end, self.start[0] + self.window)
@@ -99,6 +107,21 @@ class PageRanges:
         self.start = (upto, 0)
         self.finished = upto >= self.end
         return (key >= low) & (key < high)
+
+    def _few(self):
+        """The batch of every row in scope, when there are fewer than a batch's
+        size: None when there is none, else the rows' addresses (a Tid Scan);
+        False when there are more (the pages are read range by range)."""
+        scan, scope, key = self.change.scan, self.change.scope, self.key
+        found = scan.select(SQL("1")).where(scope).limit(self.size).count()
+        if found >= self.size:
+            return False
+        self.finished = True
+        if not found:
+            return None
+        # In address order: the order every batch locks its rows in (no two changes deadlock).
+        addresses = scan.select(key).where(scope).order_by(key).limit(self.size)
+        return Expression(key, "=", fn.ANY(fn.ARRAY(addresses)))
 
     def measured(self, changed: int, seconds: float) -> None:
         if self.filled:

@@ -47,6 +47,15 @@ class Sqlite(Database, pw.SqliteDatabase):
             return super().execute_sql(sql, params)
         return text.Rereading(self, cursor, sql, params)
 
+    def read_only_rows(self, pieces, params, *, declare: bool = True):
+        """`nitejarctl query` (db.read_only): the column names, then the rows
+        of `pieces` joined by placeholders, on a connection that refuses every
+        write (`query_only`, on a file opened mode=ro). A value that is a plain
+        number is bound as one: SQLite compares a text value with a number as
+        text, where PostgreSQL infers the parameter's type."""
+        self.execute_sql("PRAGMA query_only = ON")
+        return self.stream_tuples(("?".join(pieces), [_number(v) for v in params]))
+
     def tolerate_text(self) -> None:
         from nitejarctl.db import text
 
@@ -173,7 +182,7 @@ class Sqlite(Database, pw.SqliteDatabase):
         except sqlite3.Error:  # say, a read-only place: the change's own connection reads
             return None
 
-    def changed_rows(self, change):
+    def changed_rows(self, change, text_columns=None):
         from nitejarctl.db import changed_rows
 
         path = self.wal_file()
@@ -308,3 +317,15 @@ class Sqlite(Database, pw.SqliteDatabase):
             return pw.Column(target, "rowid").in_(listed if batch is None else listed.where(batch))
 
         return fks.Listed(model, count, within, drop)
+
+
+def _number(text: str):
+    """`text` as an int or float when it is one written plainly ("12", "-3",
+    "0.5"; not "007" or "1e3"), else as it is."""
+    for kind in (int, float):
+        try:
+            value = kind(text)
+        except ValueError:
+            continue
+        return value if str(value) == text else text
+    return text

@@ -357,8 +357,8 @@ class CompactionRun:
             closed = 0
             if not self.keep_sprites:
                 closing = SpriteSession.id.in_(staging.sessions_to_close(written_only=True))
-                self.db.lock_in_order(SpriteSession, closing)  # as a concurrent bulk change would
-                closed = SpriteSession.update(status="closed", last_active_at=now).where(closing).execute()
+                # locked in the order a concurrent bulk change locks them
+                closed = self.db.update_in_order(SpriteSession, closing, {"status": "closed", "last_active_at": now})
             staging.clear()
         self.closed_sessions += closed
         for outcome in pending:

@@ -70,7 +70,6 @@ class ProgressBar:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
-            MofNCompleteColumn,
             Progress,
             TextColumn,
             TimeElapsedColumn,
@@ -82,7 +81,7 @@ class ProgressBar:
         console = Console(stderr=True, no_color=not self.color, highlight=False, emoji=False,
                           markup=False, force_terminal=self.force_terminal)
         ending = TimeRemainingColumn() if total else TimeElapsedColumn()
-        bar = Progress(TextColumn(self.label, markup=False), BarColumn(), MofNCompleteColumn(), ending,
+        bar = Progress(TextColumn(self.label, markup=False), BarColumn(), count_column(), ending,
                        console=console, transient=True, redirect_stdout=False, redirect_stderr=False)
         self._task = bar.add_task(self.label, total=total or None, completed=self.completed)
         bar.start()
@@ -155,7 +154,6 @@ def _rich_progress(color: bool, force_terminal, unit: str):
     from rich.console import Console
     from rich.progress import (
         BarColumn,
-        MofNCompleteColumn,
         Progress,
         ProgressColumn,
         TextColumn,
@@ -169,6 +167,20 @@ def _rich_progress(color: bool, force_terminal, unit: str):
 
     console = Console(stderr=True, no_color=not color, highlight=False, emoji=False, markup=False,
                       force_terminal=force_terminal)
-    return Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+    return Progress(TextColumn("{task.description}", markup=False), BarColumn(), count_column(),
                     Rate(), TimeRemainingColumn(), console=console, transient=True,
                     redirect_stdout=False, redirect_stderr=False)
+
+
+def count_column():
+    """Done of total as 12,000/1,000,000 (Rich's MofNCompleteColumn has no
+    thousands separators)."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class Count(ProgressColumn):
+        def render(self, task):
+            total = "?" if task.total is None else f"{int(task.total):,}"
+            return Text(f"{int(task.completed):,}/{total}")
+
+    return Count()

@@ -8,7 +8,8 @@ default transaction, where a row another transaction holds is waited for.
 Runs for --seconds or until --stop-file exists, then writes one JSON document
 to --out: the ids it inserted, how many transactions committed and how many
 failed (on SQLite: giving up on the lock after the busy timeout), the slowest
-transaction (on PostgreSQL: how long it waited for a row lock, at most), when
+transaction, the slowest single statement (how long the writer waited on one
+lock, at most: SQLite's write lock at BEGIN, a row on PostgreSQL), when
 each commit happened, and what it touched (with the values it wrote).
 
     python -m tests.helpers.nitejar_writer DB --seconds 10 --out result.json
@@ -28,6 +29,7 @@ import uuid
 class Sqlite:
     param = "?"
     begin = "BEGIN IMMEDIATE"
+    slowest_statement = 0.0
 
     def __init__(self, path: str):
         import sqlite3
@@ -41,7 +43,11 @@ class Sqlite:
         return self.conn.execute(sql, params).fetchall()
 
     def execute(self, sql: str, params=()) -> None:
-        self.conn.execute(sql, params)
+        started = time.monotonic()
+        try:
+            self.conn.execute(sql, params)
+        finally:
+            self.slowest_statement = max(self.slowest_statement, time.monotonic() - started)
 
     def commit(self) -> None:
         self.conn.execute("COMMIT")
@@ -72,7 +78,11 @@ class Postgres(Sqlite):
         return rows
 
     def execute(self, sql: str, params=()) -> None:
-        self.cursor.execute(sql.replace("?", "%s"), params)
+        started = time.monotonic()
+        try:
+            self.cursor.execute(sql.replace("?", "%s"), params)
+        finally:
+            self.slowest_statement = max(self.slowest_statement, time.monotonic() - started)
 
     def commit(self) -> None:
         self.conn.commit()
@@ -140,7 +150,8 @@ def main() -> None:
     db.close()
     with open(args.out, "w") as fh:
         json.dump({"inserted": inserted, "committed": committed, "failures": failures,
-                   "slowest_transaction": slowest, "commits": commits,
+                   "slowest_transaction": slowest,
+                   "slowest_statement": db.slowest_statement, "commits": commits,
                    "session_touches": session_touches, "memories_before": memories,
                    "memory_touches": memory_touches}, fh)
 
