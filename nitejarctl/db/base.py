@@ -194,9 +194,10 @@ class Database:
         yield
 
     @contextlib.contextmanager
-    def bulk_session(self):
+    def bulk_session(self, *, cache: bool = True):
         """Yields `committed(seconds)`, called after each batch of a bulk change
-        commits; the backend may tune the connection meanwhile."""
+        commits; the backend may tune the connection meanwhile (without
+        `cache`, leaving its page cache as it is)."""
         yield lambda seconds: None
 
     def serialise_writes(self) -> None:

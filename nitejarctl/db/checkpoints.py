@@ -133,11 +133,11 @@ def connect(path: str, mode: str, *, timeout: float = 0) -> sqlite3.Connection:
 
 
 @contextlib.contextmanager
-def bulk_session(db, path: str, schedule: Schedule | None = None):
+def bulk_session(db, path: str, schedule: Schedule | None = None, *, larger_cache: bool = True):
     """While a bulk change runs on `db` (the WAL database `path`): SQLite's
-    own checkpoints off, a larger page cache, and a Checkpointer in the
-    background, requested as `schedule` says. Yields `committed(seconds)`,
-    to call after each batch commits."""
+    own checkpoints off, a larger page cache (with `larger_cache`), and a
+    Checkpointer in the background, requested as `schedule` says. Yields
+    `committed(seconds)`, to call after each batch commits."""
     wal = path + "-wal"
     autocheckpoint, cache = db.pragma("wal_autocheckpoint"), db.pragma("cache_size")
     page = db.pragma("page_size")
@@ -151,7 +151,7 @@ def bulk_session(db, path: str, schedule: Schedule | None = None):
 
     db.execute_sql("PRAGMA wal_autocheckpoint = 0")
     kib = -cache if cache < 0 else cache * page // 1024  # negative sizes are KiB already, others pages
-    if kib < BULK_CACHE_KIB:
+    if larger_cache and kib < BULK_CACHE_KIB:
         db.execute_sql(f"PRAGMA cache_size = {-BULK_CACHE_KIB}")
     try:
         yield committed

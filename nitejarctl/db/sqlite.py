@@ -162,11 +162,13 @@ class Sqlite(Database, pw.SqliteDatabase):
         with TurnLock(path, wait=wait, on_wait=on_wait):
             yield
 
-    def bulk_session(self):
+    def bulk_session(self, *, cache: bool = True):
         from nitejarctl.db.checkpoints import bulk_session
 
         path = self.wal_file()
-        return bulk_session(self, path) if path is not None else Database.bulk_session(self)
+        if path is None:
+            return Database.bulk_session(self, cache=cache)
+        return bulk_session(self, path, larger_cache=cache)
 
     def side_reader(self):
         """A reader beside this connection (db.side_reader), in WAL mode only."""

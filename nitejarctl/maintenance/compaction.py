@@ -51,7 +51,8 @@ How the work streams (memory flat in the number of conversations):
    whole batch at once rather than one statement per conversation as
    `sprite_sessions.close_for_conversation` does). With a summarizer the
    writer also commits when `batch_seconds` have passed since its first
-   pending summary.
+   pending summary. On SQLite in WAL mode the checkpoints run beside the
+   writes, as a bulk change's do (db.checkpoints), not in the commits.
 
 A SIGKILL at any moment therefore leaves every batch either fully committed
 (summaries and closed sessions) or not at all, never a duplicate, and a rerun
@@ -62,6 +63,7 @@ is measured against, so a second run writes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 
@@ -131,6 +133,8 @@ class CompactionRun:
         self._ready: list[Outcome] = []  # outcomes written (or skipped) and not yet yielded
         self._reader = None  # db.side_reader, when the database has one
         self._pipeline = None  # the batches it reads, while outcomes() runs
+        self._session = contextlib.ExitStack()  # the database's bulk session, while writing
+        self._committed = None  # its committed(seconds), after each write transaction
 
     # -- lifecycle
 
@@ -141,6 +145,11 @@ class CompactionRun:
             # Without a summarizer the reading is what takes the time: beside the
             # connection that writes, one batch ahead (maintenance.conversations).
             self._reader = None if self.summarizer else self.db.side_reader()
+            if not self.dry_run:
+                # Checkpoints beside the writes, as for a bulk change (SQLite in WAL
+                # mode), not by the commit that passes 1000 pages; the page cache
+                # stays as it is (memory flat in the number of conversations).
+                self._committed = self._session.enter_context(self.db.bulk_session(cache=False))
         except BaseException:
             self._drop()
             raise
@@ -156,9 +165,13 @@ class CompactionRun:
 
     def _drop(self) -> None:
         reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.close()
-        staging.drop(self.db)
+        try:
+            if reader is not None:
+                reader.close()
+            staging.drop(self.db)
+        finally:
+            self._committed = None
+            self._session.close()
 
     def _fill_keys(self) -> None:
         idle = messages.idle_conversations_query(cutoff=self.cutoff, session_key=self.session_key,
@@ -347,6 +360,7 @@ class CompactionRun:
         self._ready += pending
 
     def _write(self, pending: list[Outcome]) -> None:
+        started = time.monotonic()
         with self.db.atomic():
             self.db.serialise_writes()
             # The time once the lock is ours: a session nitejar touched while this
@@ -360,6 +374,8 @@ class CompactionRun:
                 # locked in the order a concurrent bulk change locks them
                 closed = self.db.update_in_order(SpriteSession, closing, {"status": "closed", "last_active_at": now})
             staging.clear()
+        if self._committed is not None:
+            self._committed(time.monotonic() - started)
         self.closed_sessions += closed
         for outcome in pending:
             if outcome.id in inserted:
