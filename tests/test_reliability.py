@@ -46,7 +46,7 @@ KILLS = int(os.environ.get("NITEJARCTL_RELIABILITY_KILLS", "8" if SCALE == "ci" 
 # nitejar's writers give up after 5 s; with one command at a time, whose batches
 # commit after ~0.25 s of work each, the writer should never come near that.
 LONGEST_WAIT = 3.0
-# PostgreSQL: a batch holds the rows it changes for about a second; the writer
+# PostgreSQL: a batch holds the rows it changes for about half a second; the writer
 # waits on no one row longer than this.
 LONGEST_ROW_WAIT = 2.0
 
@@ -132,21 +132,31 @@ class Writer:
     """tests/helpers/nitejar_writer.py, running until stopped."""
 
     def __init__(self, db: str, tmp_path: Path):
+        self.db = db
         self.out = tmp_path / "writer.json"
         self.stop_file = tmp_path / "writer.stop"
-        ready = tmp_path / "writer.ready"
+        self.messages_before = self._messages()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.helpers.nitejar_writer", db, "--seconds", "900",
-             "--stop-file", str(self.stop_file), "--ready-file", str(ready), "--touch-memories",
-             "--out", str(self.out), "--seed", "7"],
+             "--stop-file", str(self.stop_file), "--touch-memories", "--out", str(self.out), "--seed", "7"],
             cwd=ROOT)
-        # Under way (its first transaction committed) before any command starts, however busy the machine.
-        deadline = time.monotonic() + 120
-        while not ready.exists():
-            assert self.proc.poll() is None, "the writer stopped before its first commit"
-            assert time.monotonic() < deadline, "the writer did not commit within two minutes"
+
+    def _messages(self) -> int:
+        conn = Database(self.db)
+        try:
+            return conn.one("SELECT count(*) FROM messages")[0]
+        finally:
+            conn.close()
+
+    def under_way(self, timeout: float = 60.0) -> None:
+        """Once the writer has committed (each of its transactions inserts a
+        message and touches a session), and half a second more."""
+        deadline = time.monotonic() + timeout
+        while self._messages() == self.messages_before:
+            assert self.proc.poll() is None, "the writer stopped"
+            assert time.monotonic() < deadline, "the writer committed nothing"
             time.sleep(0.05)
-        time.sleep(0.2)  # and has gone on writing a little
+        time.sleep(0.5)
 
     def stop(self) -> dict:
         self.stop_file.write_text("")
@@ -230,6 +240,7 @@ def test_maintenance_beside_a_nitejar_writer(generated, tmp_path):
     db = copy_of(generated, tmp_path)
     writer = Writer(db, tmp_path)
     try:
+        writer.under_way()  # the writer is under way
         runs = [run_command(args, db) for args in MAINTENANCE]
         time.sleep(0.3)
     finally:
@@ -252,7 +263,7 @@ def test_maintenance_beside_a_nitejar_writer_on_postgresql(pg_generated, tmp_pat
     try:
         writer = Writer(db, tmp_path)
         try:
-            time.sleep(0.5)
+            writer.under_way()
             runs = [run_command(args, db) for args in MAINTENANCE]
             time.sleep(0.3)
         finally:
@@ -280,7 +291,7 @@ def test_all_four_at_once_beside_a_nitejar_writer_on_postgresql(pg_generated, tm
     try:
         writer = Writer(db, tmp_path)
         try:
-            time.sleep(0.5)
+            writer.under_way()
             with ThreadPoolExecutor(len(MAINTENANCE)) as pool:
                 runs = list(pool.map(lambda args: run_command(args, db), MAINTENANCE))
             time.sleep(0.3)
@@ -298,7 +309,7 @@ def test_all_four_at_once_beside_a_nitejar_writer(generated, tmp_path):
     db = copy_of(generated, tmp_path)
     writer = Writer(db, tmp_path)
     try:
-        time.sleep(0.5)
+        writer.under_way()
         from concurrent.futures import ThreadPoolExecutor
 
         # Each of the four waits for the other three's batches as well as for nitejar's

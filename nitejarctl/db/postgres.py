@@ -217,11 +217,13 @@ class Postgres(Database, pw.PostgresqlDatabase):
         return dict(rows)
 
     def batching(self):
-        """Batches of about a second: PostgreSQL's row locks stall only a writer
-        touching one of the batch's rows, for at most that long."""
+        """Batches of about half a second, growing by half at most: PostgreSQL's
+        row locks stall only a writer touching one of the batch's rows, for that
+        long, with room for a batch that takes longer than the last one did (a
+        denser range, a busier server) within nitejar's patience."""
         from nitejarctl.db.batches import Batching
 
-        return Batching(first=20_000, smallest=1_000, largest=200_000, seconds=1.0)
+        return Batching(first=20_000, smallest=1_000, largest=200_000, seconds=0.5, growth=1.5)
 
     def batch_ranges(self, change, batching):
         if not self.by_pages:

@@ -96,7 +96,6 @@ def main() -> None:
     parser.add_argument("db", help="a SQLite file or a postgresql:// URL")
     parser.add_argument("--seconds", type=float, default=10.0, help="stop after this long at the latest")
     parser.add_argument("--stop-file", help="stop as soon as this file exists")
-    parser.add_argument("--ready-file", help="created once the first transaction has committed")
     parser.add_argument("--out", required=True)
     parser.add_argument("--pause", type=float, default=0.005)
     parser.add_argument("--touch-memories", action="store_true")
@@ -135,8 +134,6 @@ def main() -> None:
             done = time.time()
             inserted.append(message_id)
             committed += 1
-            if committed == 1 and args.ready_file:
-                open(args.ready_file, "w").close()
             commits.append(done)
             if session:
                 session_touches.append((session, now, done))
