@@ -166,6 +166,11 @@ class Postgres(Database, pw.PostgresqlDatabase):
     def contains(self, column, text: str):
         return like(column, "ILIKE", text)
 
+    def code_point_order(self, column):
+        """`column` compared code point by code point (the "C" collation; an index
+        of the database's own collation serves it when that is C)."""
+        return pw.NodeList((column, pw.SQL('COLLATE "C"')))
+
     def byte_length(self, column):
         return fn.OCTET_LENGTH(column)
 
