@@ -14,4 +14,4 @@ function _nitejarctl_completion
     end
 end
 
-complete --no-files --command nitejarctl --arguments "(_nitejarctl_completion)"
+complete --no-files --keep-order --command nitejarctl --arguments "(_nitejarctl_completion)"

@@ -81,11 +81,11 @@ def test_list_table(run, two_agents):
     t0, t1 = format_time(T0, NOW), format_time(NOW, NOW)
     assert t0.endswith("(1h ago)") and t1.endswith("(0s ago)")
     lines = [line.rstrip() for line in result.stdout.splitlines()]
-    assert lines[1] == ("  id    name          status   sprite_id   created_at                "
-                        "     updated_at")
+    # Name first, the id last, sprite_id only with -o wide.
+    assert lines[1].split() == ["name", "status", "created_at", "updated_at", "id"]
     assert set(lines[2].strip()) == {"─"}
-    assert lines[3] == f"  a-1   alpha         idle     sp-1        {t0}   {t0}"
-    assert lines[4] == f"  a-2   beta [bold]   busy                 {t0}   {t1}"
+    assert lines[3] == f"  alpha         idle     {t0}   {t0}   a-1"
+    assert lines[4] == f"  beta [bold]   busy     {t0}   {t1}   a-2"
     assert result.stderr == ""
 
 

@@ -417,8 +417,8 @@ def encoding_cases():
 
 def usage_cases():
     yield Case(("sessions", "list", "-o", "yaml"), 2, _usage(
-        "sessions list", "Invalid value for '-o' / '--output': 'yaml' is not one of 'table', 'json', "
-                         "'jsonl', 'csv', 'tsv', 'ids', 'count'."))
+        "sessions list", "Invalid value for '-o' / '--output': 'yaml' is not one of 'table', 'wide', "
+                         "'json', 'jsonl', 'csv', 'tsv', 'ids', 'count'."))
     yield Case(("sessions", "list", "--status", "' OR 1=1 --"), 2, _usage(
         "sessions list", "Invalid value for '--status': \"' OR 1=1 --\" is not one of 'active', 'closed', "
                          "'error', 'all'."))
@@ -718,33 +718,7 @@ class TestCompletionIsData:
 
     @staticmethod
     def _shell(shell: str, tmp_path, url: str) -> tmux.Shell:
-        import shutil
-
-        bindir = os.path.dirname(shutil.which("nitejarctl"))
-        home = tmp_path / "home"
-        home.mkdir()
-        env = {"HOME": str(home), "TERM": "xterm", "LANG": "C.UTF-8", "PATH": f"{bindir}:/usr/bin:/bin",
-               "NITEJAR_DATABASE_URL": url, "HISTFILE": "/dev/null"}
-        argv_file = tmp_path / "argv"
-        if shell == "bash":
-            rc = home / ".bashrc"
-            rc.write_text("PS1='$ '\neval \"$(nitejarctl completion bash)\"\n"
-                          f"argv() {{ printf '%s\\0' \"$@\" > {argv_file}; }}\n")
-            argv = ["bash", "--noprofile", "--rcfile", str(rc), "-i"]
-        elif shell == "zsh":
-            (home / ".zshrc").write_text("PS1='$ '\nautoload -U compinit && compinit -u\n"
-                                         "eval \"$(nitejarctl completion zsh)\"\n"
-                                         f"argv() {{ printf '%s\\0' \"$@\" > {argv_file}; }}\n")
-            argv = ["zsh", "-i"]
-        else:
-            config = home / ".config" / "fish"
-            config.mkdir(parents=True)
-            (config / "config.fish").write_text(
-                "function fish_prompt; echo '$ '; end\nfunction fish_greeting; end\n"
-                "nitejarctl completion fish | source\n"
-                f"function argv; printf '%s\\0' $argv > {argv_file}; end\n")
-            argv = ["fish", "-i"]
-        return tmux.Shell(argv, env=env, cwd=str(tmp_path))
+        return tmux.completion_shell(shell, tmp_path, url)
 
     @staticmethod
     def _received(sh: tmux.Shell, typed: str, argv_file) -> list[str]:

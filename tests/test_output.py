@@ -99,7 +99,7 @@ def test_table_drops_times_then_ids_when_too_narrow(monkeypatch):
     emit(iter(rows), cols, "table", out=out, color=False, notice=notices.append)
     header = out.getvalue().splitlines()[1].split()
     assert header == ["id", "strength", "content"]
-    assert notices == ["(not shown at this width: agent_id, created_at; -o json shows every field)\n"]
+    assert notices == ["(not shown at this width: agent_id, created_at; -o wide shows every column)\n"]
     assert "8c7e5b1a-0000-4000-8000-000000000001" in out.getvalue()
 
 
@@ -226,3 +226,25 @@ def test_bulk_changes_show_a_progress_bar_on_a_terminal_and_keep_stdout_clean(ru
     assert result.stderr.rstrip("\n").endswith(" 5 memories" if command[0] == "memories" else
                                                " 5 idempotency keys" if command[0] == "idempotency" else
                                                " 5 sessions")
+
+
+def test_table_in_priority_order_drops_from_the_right_but_never_the_kept_column(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "60")
+    rows = [{"name": "alpha", "status": "idle", "last": 1_790_000_000, "created": 1_790_000_000,
+             "id": "8c7e5b1a-0000-4000-8000-000000000001"}]
+    cols = ["name", "status", Column("last", "time"), Column("created", "time"), "id"]
+
+    def header(**kwargs):
+        out, notices = io.StringIO(), []
+        emit(iter(rows), cols, "table", out=out, color=False, notice=notices.append, **kwargs)
+        return out.getvalue().splitlines()[1].split(), notices
+
+    assert header(fit="order") == (["name", "status", "last"], [
+        "(not shown at this width: created, id; -o wide shows every column)\n"])
+    assert header(fit="order", keep="created")[0] == ["name", "status", "created"]
+    # Nothing dropped, nothing cut: the table is as wide as it needs.
+    shown, notices = header(fit="none")
+    assert shown == ["name", "status", "last", "created", "id"] and notices == []
+    out = io.StringIO()
+    emit(iter(rows), cols, "table", out=out, color=False, fit="none")
+    assert "8c7e5b1a-0000-4000-8000-000000000001" in out.getvalue()

@@ -104,8 +104,11 @@ def test_list_table(fleet, run):
         result = run("sessions", "list", "--stale", "1h", "-o", "table", env=WIDE)
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert lines[1].split() == FIELDS
-    assert "s-stale-3h" in lines[3] and "sprite-b" in lines[3] and "(3h ago)" in lines[3]
+    # The agent by name; its id and the sprite's session id only with -o wide.
+    assert lines[1].split() == ["sprite_name", "status", "last_active_at", "agent", "session_key",
+                                "created_at", "id"]
+    assert lines[3].split()[:2] == ["sprite-b", "active"] and "(3h ago)" in lines[3]
+    assert lines[3].split()[6:8] == ["ops", "tg:chat-1"] and lines[3].split()[-1] == "s-stale-3h"
     assert "s-stale-2h" in lines[4] and "(2h ago)" in lines[4]
 
 

@@ -213,6 +213,7 @@ NOT_HERE = {
     ("transfer",): "reads SQLite, writes PostgreSQL: the fixture's transfer is in tests/test_transfer.py",
     ("query",): "the operator's own SQL: on the fixture in tests/test_query.py",
     ("help",): "prints help and opens no database",
+    ("config", "list"): "reads the config file, opens no database (tests/test_named_databases.py)",
 }
 
 

@@ -46,6 +46,7 @@ COMMANDS = {
     "repair": ("nitejarctl.cli.repair", "repair", "Repair dangling references nitejar leaves behind."),
     "transfer": ("nitejarctl.cli.transfer", "transfer", "Copy the SQLite database into PostgreSQL, verified."),
     "completion": ("nitejarctl.cli.completion", "completion", "Print the shell completion script."),
+    "config": ("nitejarctl.cli.config", "config", "Named databases of the config file (-d @NAME)."),
     "query": ("nitejarctl.cli.query", "query", "Run a read-only SQL query (SELECT, WITH, EXPLAIN)."),
     "version": ("nitejarctl.cli.version", "version", "Versions of nitejarctl, Python, SQLite and the database."),
     "help": ("nitejarctl.cli.help", "help_command", "Show the help of a command."),

@@ -11,8 +11,8 @@ from nitejarctl.cli.options import (
     dry_run_option,
     group,
     ignore_missing_option,
-    limit_option,
     listing,
+    listing_options,
     yes_option,
 )
 from nitejarctl.errors import NotFound, UsageProblem
@@ -58,7 +58,7 @@ def agents():
 
 @agents.command(name="list", counts=True)
 @click.option("--status", help="Only agents with this status (idle, busy, …).")
-@limit_option
+@listing_options
 @pass_settings
 def agents_list(settings, status, limit):
     """List agents, by name.
@@ -71,7 +71,7 @@ def agents_list(settings, status, limit):
     from nitejarctl.repositories import agents as repo
 
     listing(settings, repo.list_query(settings.database(), status=status), _columns(), limit=limit,
-            noun="agents")
+            noun="agents", table=("name", "status", "created_at", "updated_at", "id"))
 
 
 @agents.command(name="show")

@@ -7,6 +7,7 @@ import click
 from nitejarctl.cli import completers
 from nitejarctl.cli.changes import Words, show_changed
 from nitejarctl.cli.context import pass_settings, say
+from nitejarctl.cli.ids import prefixed
 from nitejarctl.cli.options import (
     DURATION,
     TABLE_LIMIT,
@@ -17,8 +18,8 @@ from nitejarctl.cli.options import (
     dry_run_option,
     group,
     ignore_missing_option,
-    limit_option,
     listing,
+    listing_options,
     yes_option,
 )
 from nitejarctl.errors import (
@@ -80,7 +81,7 @@ def compaction():
 @agent_option("Conversations of this agent.")
 @click.option("--session-key", metavar="KEY", shell_complete=completers.session_keys,
               help="Conversations with this session key.")
-@limit_option
+@listing_options
 @pass_settings
 def compaction_idle(settings, idle, include_all, agent_id, session_key, limit):
     """List idle conversations not yet compacted (with --all, every idle one).
@@ -105,7 +106,8 @@ def compaction_idle(settings, idle, include_all, agent_id, session_key, limit):
 
     names = IDLE_FIELDS + (("compacted",) if include_all else ())
     listing(settings, query, _columns(names), limit=limit, rows=flagged, id_field="session_key",
-            noun="idle conversations")
+            noun="idle conversations",
+            table=("session_key", "agent_name", "last_message_at", "message_count", "compacted"))
 
 
 # --------------------------------------------------------------------- run
@@ -296,7 +298,7 @@ def _json_report(run, outcomes, *, dry_run: bool, keep_sprites: bool) -> None:
 @agent_option("Summaries of this agent.")
 @click.option("--session-key", metavar="KEY", shell_complete=completers.session_keys,
               help="Summaries of this session key.")
-@limit_option
+@listing_options
 @pass_settings
 def compaction_summaries(settings, agent_id, session_key, limit):
     """List session summaries, newest compaction first.
@@ -310,11 +312,13 @@ def compaction_summaries(settings, agent_id, session_key, limit):
 
     db = _database(settings, "session_summaries")
     listing(settings, repo.list_query(db, agent_id=agent_id, session_key=session_key),
-            _columns(SUMMARY_FIELDS), limit=limit, noun="summaries")
+            _columns(SUMMARY_FIELDS), limit=limit, noun="summaries",
+            table=("session_key", "agent", "compacted_at", "turn_count", "start_time", "end_time", "summary", "id"))
 
 
 @compaction.command(name="show")
-@click.argument("summary_id", metavar="ID", shell_complete=completers.summary_ids)
+@click.argument("summary_id", metavar="ID", shell_complete=completers.summary_ids,
+              callback=prefixed("SessionSummary", "summaries"))
 @pass_settings
 def compaction_show(settings, summary_id):
     """Show one session summary.
@@ -331,7 +335,8 @@ def compaction_show(settings, summary_id):
 
 
 @compaction.command(name="delete", counts=True)
-@click.argument("ids", nargs=-1, required=True, metavar="ID...", shell_complete=completers.summary_ids)
+@click.argument("ids", nargs=-1, required=True, metavar="ID...", shell_complete=completers.summary_ids,
+              callback=prefixed("SessionSummary", "summaries"))
 @dry_run_option
 @yes_option
 @ignore_missing_option

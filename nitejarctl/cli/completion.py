@@ -108,7 +108,7 @@ COMP_CWORD=(commandline -t) %(prog_name)s 2>/dev/null)
     end
 end
 
-complete --no-files --command %(prog_name)s --arguments "(%(complete_func)s)"
+complete --no-files --keep-order --command %(prog_name)s --arguments "(%(complete_func)s)"
 """
 
 
@@ -188,7 +188,7 @@ class Fish(FishComplete):
         values = [w.value for w in split_line(os.environ.get("COMP_WORDS", ""))]
         incomplete = split_line(os.environ.get("COMP_CWORD", ""))[0].value
         args = values[1:]
-        if incomplete and args and args[-1] == incomplete:
+        if args and args[-1] == incomplete:  # the word being completed, empty after a blank
             args.pop()
         return args, incomplete
 

@@ -28,6 +28,8 @@ class Settings:
         self.verbose = False
         self.busy_timeout = DEFAULT_BUSY_TIMEOUT
         self.lock_wait = DEFAULT_LOCK_WAIT
+        self.columns: list[str] | None = None  # a listing's --columns
+        self.sort: str | None = None  # a listing's --sort [-]FIELD
         self.batching = batching  # a db.batches.Batching, or None for the default
         self.stderr_terminal = stderr_terminal  # None: ask stderr
         self.progress_delay = progress_delay  # None: output.progress's default
@@ -98,9 +100,15 @@ class Settings:
 
     @property
     def fmt(self) -> str:
+        """The format asked for (-o wide is a table)."""
         from nitejarctl.output.terminal import default_format
 
-        return self.output or default_format()
+        return "table" if self.output == "wide" else self.output or default_format()
+
+    @property
+    def wide(self) -> bool:
+        """-o wide: tables show every column and drop none."""
+        return self.output == "wide"
 
     @property
     def color(self) -> bool:
@@ -119,6 +127,8 @@ class Settings:
     def emit(self, rows, columns, **kwargs) -> int:
         from nitejarctl.output import emit
 
+        if self.wide:
+            kwargs["fit"] = "none"
         return emit(rows, columns, self.fmt, color=self.color, **kwargs)
 
     def emit_count(self, n: int) -> int:

@@ -11,8 +11,8 @@ from nitejarctl.cli.options import (
     confirm,
     dry_run_option,
     group,
-    limit_option,
     listing,
+    listing_options,
     require_confirmation,
     yes_option,
 )
@@ -40,7 +40,7 @@ def _columns():
 @idempotency.command(name="list", counts=True)
 @click.option("--older-than", type=DURATION, metavar="DURATION",
               help="Only keys created more than this long ago (e.g. 7d).")
-@limit_option
+@listing_options
 @pass_settings
 def idempotency_list(settings, older_than, limit):
     """List idempotency keys, oldest first.
@@ -55,7 +55,7 @@ def idempotency_list(settings, older_than, limit):
 
     cutoff = now() - older_than if older_than is not None else None
     listing(settings, repo.list_query(settings.database(), cutoff=cutoff), _columns(), limit=limit,
-            id_field="key", noun="keys")
+            id_field="key", noun="keys", table=("key", "created_at", "work_item_id"))
 
 
 @idempotency.command(name="prune", counts=True)

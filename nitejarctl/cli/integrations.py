@@ -11,8 +11,8 @@ from nitejarctl.cli.options import (
     dry_run_option,
     group,
     ignore_missing_option,
-    limit_option,
     listing,
+    listing_options,
     yes_option,
 )
 from nitejarctl.errors import NotFound, UsageProblem
@@ -51,7 +51,7 @@ def integrations():
 @integrations.command(name="list", counts=True)
 @click.option("--type", "type_", metavar="TYPE", help="Only integrations of this type.")
 @click.option("--enabled/--disabled", default=None, help="Only enabled, or only disabled, ones.")
-@limit_option
+@listing_options
 @pass_settings
 def integrations_list(settings, type_, enabled, limit):
     """List integrations, by type and name.
@@ -64,8 +64,10 @@ def integrations_list(settings, type_, enabled, limit):
     from nitejarctl.repositories import integrations as repo
 
     db = settings.database()
+    pair = repo.pair(db)
     listing(settings, repo.list_query(db, type=type_, enabled=enabled), _columns(db),
-            limit=limit, noun=repo.pair(db).noun + "s")
+            limit=limit, noun=pair.noun + "s",
+            table=("name", pair.type, "enabled", "scope", "created_at", "updated_at", "id"))
 
 
 @integrations.command(name="show")

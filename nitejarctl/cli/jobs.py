@@ -6,7 +6,8 @@ import click
 
 from nitejarctl.cli import completers
 from nitejarctl.cli.context import pass_settings
-from nitejarctl.cli.options import agent_option, group, limit_option, listing
+from nitejarctl.cli.ids import prefixed
+from nitejarctl.cli.options import agent_option, group, listing, listing_options
 
 STATUSES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED")
 
@@ -43,8 +44,9 @@ def jobs():
 @agent_option("Only this agent's jobs.")
 @click.option("--status", callback=_status, metavar="[" + "|".join(STATUSES) + "]",
               help="Only jobs with this status (any case).")
-@click.option("--work-item", metavar="ID", shell_complete=completers.work_item_ids, help="Only the jobs of this work item.")
-@limit_option
+@click.option("--work-item", metavar="ID", shell_complete=completers.work_item_ids,
+              callback=prefixed("WorkItem", "work items"), help="Only the jobs of this work item.")
+@listing_options
 @pass_settings
 def jobs_list(settings, agent_id, status, work_item, limit):
     """List jobs, oldest first.
@@ -63,11 +65,13 @@ def jobs_list(settings, agent_id, status, work_item, limit):
     if work_item is not None and not work_items.exists(db, work_item):
         raise NotFound(f"no work item with id {work_item!r}")
     listing(settings, repo.list_query(db, agent_id=agent_id, status=status, work_item_id=work_item),
-            _columns(), limit=limit, noun="jobs")
+            _columns(), limit=limit, noun="jobs",
+            table=("agent_name", "status", "created_at", "started_at", "completed_at", "error_text", "id"))
 
 
 @jobs.command(name="show")
-@click.argument("job_id", metavar="ID", shell_complete=completers.job_ids)
+@click.argument("job_id", metavar="ID", shell_complete=completers.job_ids,
+              callback=prefixed("Job", "jobs"))
 @pass_settings
 def jobs_show(settings, job_id):
     """Show one job and its messages (the text of each; -o json adds the

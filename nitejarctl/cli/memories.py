@@ -10,6 +10,7 @@ import click
 from nitejarctl.cli import completers
 from nitejarctl.cli.changes import Words, run_bulk, show_changed
 from nitejarctl.cli.context import pass_settings
+from nitejarctl.cli.ids import prefixed
 from nitejarctl.cli.options import (
     BoundedIntRange,
     FiniteFloatRange,
@@ -18,8 +19,8 @@ from nitejarctl.cli.options import (
     dry_run_option,
     group,
     ignore_missing_option,
-    limit_option,
     listing,
+    listing_options,
     require_confirmation,
     yes_option,
 )
@@ -102,7 +103,7 @@ def _words(verb: str, past: str, label: str = "") -> Words:
               help="Only pinned (or only unpinned) memories [default: both].")
 @click.option("--search", metavar="TEXT",
               help="Content contains TEXT (literally, ignoring case; % and _ are not wildcards).")
-@limit_option
+@listing_options
 @pass_settings
 def memories_list(settings, agent_id, min_strength, permanent, search, limit):
     """List memories, strongest first within each agent.
@@ -120,11 +121,14 @@ def memories_list(settings, agent_id, min_strength, permanent, search, limit):
 
     query = repo.list_query(settings.database(), agent_id=agent_id, min_strength=min_strength,
                             permanent=permanent, search=search)
-    listing(settings, query, _columns(), limit=limit, rows=_display(settings), noun="memories")
+    listing(settings, query, _columns(), limit=limit, rows=_display(settings), noun="memories",
+            table=("content", "agent", "strength", "permanent", "last_accessed_at", "access_count",
+                   "created_at", "updated_at", "id"))
 
 
 @memories.command(name="show")
-@click.argument("memory_id", metavar="ID", shell_complete=completers.memory_ids)
+@click.argument("memory_id", metavar="ID", shell_complete=completers.memory_ids,
+              callback=prefixed("AgentMemory", "memories"))
 @pass_settings
 def memories_show(settings, memory_id):
     """Show one memory in full (its embedding as a size in bytes).
@@ -170,7 +174,8 @@ def memories_add(settings, agent, content, permanent, strength):
 
 
 @memories.command(name="edit")
-@click.argument("memory_id", metavar="ID", shell_complete=completers.memory_ids)
+@click.argument("memory_id", metavar="ID", shell_complete=completers.memory_ids,
+              callback=prefixed("AgentMemory", "memories"))
 @click.argument("content")
 @pass_settings
 def memories_edit(settings, memory_id, content):
@@ -192,7 +197,8 @@ def memories_edit(settings, memory_id, content):
 
 
 @memories.command(name="delete", counts=True)
-@click.argument("ids", metavar="ID...", nargs=-1, required=True, shell_complete=completers.memory_ids)
+@click.argument("ids", metavar="ID...", nargs=-1, required=True, shell_complete=completers.memory_ids,
+              callback=prefixed("AgentMemory", "memories"))
 @dry_run_option
 @yes_option
 @ignore_missing_option
@@ -236,7 +242,8 @@ def _set_permanent(settings, ids, permanent: bool) -> None:
 
 
 @memories.command(name="pin", counts=True)
-@click.argument("ids", metavar="ID...", nargs=-1, required=True, shell_complete=completers.memory_ids)
+@click.argument("ids", metavar="ID...", nargs=-1, required=True, shell_complete=completers.memory_ids,
+              callback=prefixed("AgentMemory", "memories"))
 @pass_settings
 def memories_pin(settings, ids):
     """Pin memories: permanent, strength restored to 1.0, never decayed or pruned.
@@ -249,7 +256,8 @@ def memories_pin(settings, ids):
 
 
 @memories.command(name="unpin", counts=True)
-@click.argument("ids", metavar="ID...", nargs=-1, required=True, shell_complete=completers.memory_ids)
+@click.argument("ids", metavar="ID...", nargs=-1, required=True, shell_complete=completers.memory_ids,
+              callback=prefixed("AgentMemory", "memories"))
 @pass_settings
 def memories_unpin(settings, ids):
     """Unpin memories: they decay again, counting from now.

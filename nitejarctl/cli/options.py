@@ -13,7 +13,7 @@ import click
 from nitejarctl.cli.context import Settings
 from nitejarctl.errors import Declined, NotFound, UsageProblem
 
-FORMATS = ("table", "json", "jsonl", "csv", "tsv", "ids", "count")
+FORMATS = ("table", "wide", "json", "jsonl", "csv", "tsv", "ids", "count")
 TABLE_LIMIT = 100
 COUNT = "count"  # the number of rows a listing or a change gives, alone: no row is read
 
@@ -40,14 +40,16 @@ def global_options() -> list[click.Option]:
     own options that open the database (--agent) see them wherever they stand."""
     common = dict(expose_value=False, is_eager=True)
     return [
-        click.Option(["-d", "--database-url"], metavar="URL", callback=_store("database_url"),
-                     help="Database: a SQLite path, sqlite:///…, postgresql://… "
-                          "[env: NITEJAR_DATABASE_URL, DATABASE_URL; default ./data/nitejar.db]",
+        click.Option(["-d", "--database-url"], metavar="URL|@NAME", callback=_store("database_url"),
+                     help="Database: a SQLite path, sqlite:///…, postgresql://…, or @NAME of "
+                          "`nitejarctl config list` [env: NITEJARCTL_CONTEXT=NAME, NITEJAR_DATABASE_URL, "
+                          "DATABASE_URL; default ./data/nitejar.db]",
                      **common),
         click.Option(["-o", "--output"], type=click.Choice(FORMATS, case_sensitive=False),
                      callback=_store("output"),
-                     help="Output format [default: table on a terminal, tsv otherwise]; count: only "
-                          "the number of rows listed or changed.", **common),
+                     help="Output format [default: table on a terminal, tsv otherwise; "
+                          "wide: a table of every column; count: only the number of rows listed or changed].",
+                     **common),
         click.Option(["--no-color"], is_flag=True, callback=_store("no_color"),
                      help="No colour (also NO_COLOR, TERM=dumb).", **common),
         click.Option(["-q", "--quiet"], is_flag=True, callback=_store("quiet"),
@@ -206,6 +208,30 @@ def limit_option(f):
                              "unlimited otherwise].")(f)
 
 
+def _names(ctx, param, value):
+    if value is None:
+        return None
+    names = [n.strip() for n in value.split(",")]
+    if not all(names):
+        raise click.BadParameter(f"{value!r} is not a list of column names (a,b,c).", ctx, param)
+    return _store("columns")(ctx, param, names)
+
+
+def _sort_field(ctx, param, value):
+    if value is not None and not value.lstrip("-"):
+        raise click.BadParameter(f"{value!r} names no field.", ctx, param)
+    return _store("sort")(ctx, param, value)
+
+
+def listing_options(f):
+    """--limit, --columns and --sort, which `listing` honours."""
+    f = click.option("--sort", metavar="[-]FIELD", callback=_sort_field, expose_value=False,
+                     help="Sort by FIELD (descending with a leading -), ties in the listing's order.")(f)
+    f = click.option("--columns", metavar="A,B,…", callback=_names, expose_value=False,
+                     help="Only these columns, in this order (every format; CSV/TSV headers follow).")(f)
+    return limit_option(f)
+
+
 def config_edit_options(f):
     """--config (replace), --set and --unset (dotted keys) for a JSON config column."""
     f = click.option("--unset", "unsets", multiple=True, metavar="KEY",
@@ -272,12 +298,17 @@ def table_limit(settings: Settings, limit: int | None) -> int | None:
 
 
 def listing(settings: Settings, query, columns, *, limit: int | None, noun: str = "rows",
-            rows=None, count=None, id_field: str = "id") -> int:
-    """Stream `query` (a Peewee query) as a listing, honouring --limit and
-    saying how many rows were left out. `rows(stream)`, when given, turns the
-    streamed dicts into the rows shown; `count()` overrides the count of
-    left-out rows (default: the query's own)."""
+            rows=None, count=None, id_field: str = "id", table=None) -> int:
+    """Stream `query` (a Peewee query) as a listing, honouring --limit,
+    --columns and --sort and saying how many rows were left out. `table`
+    names the columns a table shows, most important first (cli.columns);
+    `rows(stream)`, when given, turns the streamed dicts into the rows shown;
+    `count()` overrides the count of left-out rows (default: the query's own)."""
+    from nitejarctl.cli import columns as shown
+
     db = settings.database()
+    plan = shown.plan(settings, columns, table)
+    query = shown.sorted_query(settings, query)
     given, limit = limit, table_limit(settings, limit)
     if settings.fmt == COUNT:
         total = (count or query.order_by().count)()
@@ -287,13 +318,14 @@ def listing(settings: Settings, query, columns, *, limit: int | None, noun: str 
 
     def limited():
         nonlocal more
-        for i, row in enumerate(streamed if rows is None else rows(streamed)):
+        out = streamed if rows is None else rows(streamed)
+        for i, row in enumerate(shown.with_agent_names(db, out) if plan.agent_names else out):
             if limit is not None and i >= limit:
                 more = True
                 break
             yield row
 
-    n = settings.emit(limited(), columns, id_field=id_field)
+    n = settings.emit(limited(), plan.columns, id_field=id_field, fit=plan.fit, keep=plan.keep)
     if more:
         total = (count or query.order_by().count)()
         # Only the table's own limit cut it short: say how to see the rest.

@@ -7,6 +7,7 @@ import click
 from nitejarctl.cli import completers
 from nitejarctl.cli.changes import Words, run_bulk, show_changed
 from nitejarctl.cli.context import pass_settings
+from nitejarctl.cli.ids import prefixed
 from nitejarctl.cli.options import (
     DURATION,
     agent_option,
@@ -14,8 +15,8 @@ from nitejarctl.cli.options import (
     dry_run_option,
     group,
     ignore_missing_option,
-    limit_option,
     listing,
+    listing_options,
     require_confirmation,
     yes_option,
 )
@@ -26,6 +27,9 @@ STATUS_CHOICES = ("active", "closed", "error", "all")
 FIELDS = ("id", "sprite_name", "session_id", "session_key", "agent_id", "status",
           "created_at", "last_active_at")
 HISTORY_FIELDS = ("id", "created_at", "job_id", "agent_id", "job_status", "role", "text")
+# What a table shows, most important first (-o wide adds the rest).
+TABLE = ("sprite_name", "status", "last_active_at", "agent", "session_key", "created_at", "id")
+HISTORY_TABLE = ("created_at", "role", "text", "agent", "job_status", "id")
 
 
 def _columns(names=FIELDS):
@@ -69,7 +73,7 @@ sessions.add_command(sessions_stats)
 @click.option("--sprite", metavar="NAME", help="Sessions on this sprite.")
 @click.option("--session-key", metavar="KEY", shell_complete=completers.sprite_session_keys,
               help="Sessions of this conversation key.")
-@limit_option
+@listing_options
 @pass_settings
 def sessions_list(settings, stale, status, agent_id, sprite, session_key, limit):
     """List sprite sessions, oldest activity first.
@@ -90,11 +94,12 @@ def sessions_list(settings, stale, status, agent_id, sprite, session_key, limit)
         raise UsageProblem(f"--stale selects active sessions; it cannot be combined with --status {status}")
     query = repo.list_query(settings.database(), status=status or "active", stale=stale, agent_id=agent_id,
                             sprite=sprite, session_key=session_key, now=now())
-    listing(settings, query, _columns(), limit=limit, noun="sessions")
+    listing(settings, query, _columns(), limit=limit, noun="sessions", table=TABLE)
 
 
 @sessions.command(name="show")
-@click.argument("session_id", metavar="ID", shell_complete=completers.session_ids)
+@click.argument("session_id", metavar="ID", shell_complete=completers.session_ids,
+              callback=prefixed("SpriteSession", "sprite sessions"))
 @pass_settings
 def sessions_show(settings, session_id):
     """Show one sprite session.
@@ -114,7 +119,7 @@ def sessions_show(settings, session_id):
 @agent_option("Only the messages of this agent's jobs.")
 @click.option("--include-incomplete", is_flag=True,
               help="Also messages of jobs that did not complete (pending, running, failed, cancelled).")
-@limit_option
+@listing_options
 @pass_settings
 def sessions_history(settings, session_key, agent_id, include_incomplete, limit):
     """The transcript of a conversation key, across all its jobs.
@@ -142,7 +147,8 @@ def sessions_history(settings, session_key, agent_id, include_incomplete, limit)
             row["text"] = messages.message_text(row.pop("content"))
             yield row
 
-    listing(settings, query, _columns(HISTORY_FIELDS), limit=limit, rows=with_text, noun="messages")
+    listing(settings, query, _columns(HISTORY_FIELDS), limit=limit, rows=with_text, noun="messages",
+            table=HISTORY_TABLE)
 
 
 # ------------------------------------------------------------------- changes
@@ -174,7 +180,8 @@ def _by_ids(settings, change, ids, words: Words, already: str, *, dry_run: bool,
 
 
 @sessions.command(name="close", counts=True)
-@click.argument("ids", nargs=-1, metavar="[ID]...", shell_complete=completers.session_ids)
+@click.argument("ids", nargs=-1, metavar="[ID]...", shell_complete=completers.active_session_ids,
+              callback=prefixed("SpriteSession", "sprite sessions"))
 @click.option("--stale", type=DURATION, metavar="DURATION",
               help="Close every active session last active longer ago than this.")
 @click.option("--conversation", metavar="SESSION_KEY", shell_complete=completers.sprite_session_keys,
@@ -222,7 +229,8 @@ def sessions_close(settings, ids, stale, conversation, agent_id, dry_run, ignore
 
 
 @sessions.command(name="error", counts=True)
-@click.argument("ids", nargs=-1, required=True, metavar="ID...", shell_complete=completers.session_ids)
+@click.argument("ids", nargs=-1, required=True, metavar="ID...", shell_complete=completers.active_session_ids,
+              callback=prefixed("SpriteSession", "sprite sessions"))
 @dry_run_option
 @ignore_missing_option
 @pass_settings
@@ -241,7 +249,8 @@ def sessions_error(settings, ids, dry_run, ignore_missing):
 
 
 @sessions.command(name="touch", counts=True)
-@click.argument("ids", nargs=-1, required=True, metavar="ID...", shell_complete=completers.session_ids)
+@click.argument("ids", nargs=-1, required=True, metavar="ID...", shell_complete=completers.active_session_ids,
+              callback=prefixed("SpriteSession", "sprite sessions"))
 @dry_run_option
 @ignore_missing_option
 @pass_settings

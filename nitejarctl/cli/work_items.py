@@ -6,7 +6,8 @@ import click
 
 from nitejarctl.cli import completers
 from nitejarctl.cli.context import pass_settings
-from nitejarctl.cli.options import group, limit_option, listing
+from nitejarctl.cli.ids import prefixed
+from nitejarctl.cli.options import group, listing, listing_options
 
 
 def _columns():
@@ -40,7 +41,7 @@ def work_items():
 @click.option("--status", help="Only work items with this status (NEW, …).")
 @click.option("--session-key", metavar="KEY", shell_complete=completers.session_keys, help="Only this conversation's work items.")
 @click.option("--source", help="Only work items from this source (telegram, github, …).")
-@limit_option
+@listing_options
 @pass_settings
 def work_items_list(settings, status, session_key, source, limit):
     """List work items, oldest first.
@@ -53,11 +54,13 @@ def work_items_list(settings, status, session_key, source, limit):
     from nitejarctl.repositories import work_items as repo
 
     query = repo.list_query(settings.database(), status=status, session_key=session_key, source=source)
-    listing(settings, query, _columns(), limit=limit, noun="work items")
+    listing(settings, query, _columns(), limit=limit, noun="work items",
+            table=("title", "status", "source", "session_key", "created_at", "updated_at", "id"))
 
 
 @work_items.command(name="show")
-@click.argument("work_item_id", metavar="ID", shell_complete=completers.work_item_ids)
+@click.argument("work_item_id", metavar="ID", shell_complete=completers.work_item_ids,
+              callback=prefixed("WorkItem", "work items"))
 @pass_settings
 def work_items_show(settings, work_item_id):
     """Show one work item (payload parsed) and its jobs.

@@ -10,10 +10,10 @@ backend has its own default (`db.batching`):
 * the batch size adapts so that each transaction takes about `seconds`:
   on SQLite, whose single write lock nitejar's writers wait for (at most 5 s),
   0.4 s; on PostgreSQL, whose row locks stall only a writer touching one of
-  the batch's rows, about half a second, growing by half at most — large
-  enough that per-commit costs do not dominate a million-row change, small
-  enough that a batch slower than its predecessor (a busier server, a denser
-  range) still holds its rows well under 2 s;
+  the batch's rows, also 0.4 s, from a small first batch, growing by half at
+  most — large enough that per-commit costs do not dominate a million-row
+  change, small enough that a batch slower than its predecessor (a busier
+  server, a denser range) still holds its rows well under 2 s;
 * where the backend's lock is not fair (SQLite: a writer waiting for it
   sleeps between tries, up to 100 ms, and the next batch would take it again
   at once), the change pauses for `pause` after every `pause_after` seconds
@@ -49,6 +49,9 @@ class Batching:
     pause: float = 0.12
     lock_wait: float = 600.0  # seconds to wait for another bulk change's turn
     pages_from: int = 128  # tables of fewer pages are cut by key scans even where pages are the rule
+    # rows a change the planner expects at most goes as one statement where
+    # batches are pages (found through the planner's plan) [first / 2]
+    few: int | None = None
 
     def factor(self, seconds: float) -> float:
         """How much larger the next batch should be, judging by one whose

@@ -166,6 +166,11 @@ class Postgres(Database, pw.PostgresqlDatabase):
     def contains(self, column, text: str):
         return like(column, "ILIKE", text)
 
+    def code_point_order(self, column):
+        """`column` compared code point by code point (the "C" collation; an index
+        of the database's own collation serves it when that is C)."""
+        return pw.NodeList((column, pw.SQL('COLLATE "C"')))
+
     def byte_length(self, column):
         return fn.OCTET_LENGTH(column)
 
@@ -217,13 +222,14 @@ class Postgres(Database, pw.PostgresqlDatabase):
         return dict(rows)
 
     def batching(self):
-        """Batches of about half a second, growing by half at most: PostgreSQL's
-        row locks stall only a writer touching one of the batch's rows, for that
-        long, with room for a batch that takes longer than the last one did (a
-        denser range, a busier server) within nitejar's patience."""
+        """Batches of about 0.4 s, the first a small one (some changes do 2,500
+        rows a second), growing by half at most: PostgreSQL's row locks stall
+        only a writer touching one of the batch's rows, for that long, with room
+        for a batch that takes longer than the last one did (a denser range, a
+        busier server) well within 2 s."""
         from nitejarctl.db.batches import Batching
 
-        return Batching(first=20_000, smallest=1_000, largest=200_000, seconds=0.5, growth=1.5)
+        return Batching(first=5_000, smallest=1_000, largest=200_000, seconds=0.4, growth=1.5, few=10_000)
 
     def batch_ranges(self, change, batching):
         if not self.by_pages:

@@ -72,9 +72,12 @@ class PageRanges:
         self.end = db.table_pages(change.scan)  # the pages the table has now: the change's extent
         self.size = batching.first
         estimate = db.estimated_rows(change.scan.select(SQL("1")).where(change.scope))
-        # The planner expects one batch at most: its rows are first looked for
-        # the planner's way (an index, usually), not by reading every page.
-        self.few = estimate <= self.size / 2
+        # The planner expects a few rows (half a first batch, or `batching.few`):
+        # they are first looked for the planner's way (an index, usually), and
+        # changed in one statement, not by reading every page.
+        few = batching.few if batching.few is not None else self.size // 2
+        self.few = estimate <= few
+        self.few_limit = max(self.size, 2 * few)  # more found than this: the pages are read after all
         if estimate <= self.size:  # the planner expects one batch: one window over the table
             self.window = self.end
         else:  # pages for twice the batch's rows, as the planner expects them spread
@@ -113,14 +116,14 @@ class PageRanges:
         size: None when there is none, else the rows' addresses (a Tid Scan);
         False when there are more (the pages are read range by range)."""
         scan, scope, key = self.change.scan, self.change.scope, self.key
-        found = scan.select(SQL("1")).where(scope).limit(self.size).count()
-        if found >= self.size:
+        found = scan.select(SQL("1")).where(scope).limit(self.few_limit).count()
+        if found >= self.few_limit:
             return False
         self.finished = True
         if not found:
             return None
         # In address order: the order every batch locks its rows in (no two changes deadlock).
-        addresses = scan.select(key).where(scope).order_by(key).limit(self.size)
+        addresses = scan.select(key).where(scope).order_by(key).limit(self.few_limit)
         return Expression(key, "=", fn.ANY(fn.ARRAY(addresses)))
 
     def measured(self, changed: int, seconds: float) -> None:

@@ -121,6 +121,10 @@ class Sqlite(Database, pw.SqliteDatabase):
         """Case-insensitive literal substring match (% and _ match themselves)."""
         return like(column, "LIKE", text)
 
+    def code_point_order(self, column):
+        """`column` compared code point by code point (SQLite's BINARY: as its index is)."""
+        return column
+
     def byte_length(self, column):
         return fn.LENGTH(column)
 

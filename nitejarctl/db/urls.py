@@ -24,10 +24,19 @@ _SECRETS: set[str] = set()
 
 
 def resolve_url(explicit: str | None, environ=None) -> tuple[str, str]:
-    """(url, where it came from): option, then NITEJAR_DATABASE_URL, DATABASE_URL, default."""
+    """(url, where it came from): the option (`@NAME`: a named database of the
+    config file, db.named), then NITEJARCTL_CONTEXT (a name), NITEJAR_DATABASE_URL,
+    DATABASE_URL, the default path."""
+    from nitejarctl.db import named
+
     env = os.environ if environ is None else environ
     if explicit is not None:  # even "": `-d "$UNSET"` must not fall back to another database
+        if explicit.startswith("@"):
+            return named.url_of(explicit[1:], env), f"--database-url {explicit}"
         return explicit, "--database-url"
+    if env.get(named.CONTEXT_VAR):
+        name = env[named.CONTEXT_VAR].removeprefix("@")
+        return named.url_of(name, env), f"{named.CONTEXT_VAR}={name}"
     for name in ("NITEJAR_DATABASE_URL", "DATABASE_URL"):
         if env.get(name):
             return env[name], name

@@ -28,17 +28,20 @@ __all__ = ["FORMATS", "PROGRESS_DELAY", "Column", "LineWriter", "ProgressBar", "
 
 
 def emit(rows, columns, fmt: str, *, out=None, color: bool = True, id_field: str = "id",
-         title: str | None = None, fields=None, notice=None) -> int:
+         title: str | None = None, fields=None, notice=None, fit: str = "rank", keep=None) -> int:
     """Write rows in `fmt`, streaming every format but `table`. Returns the count.
 
     `rows` are dicts keyed by column name or, given `fields` (the names of
-    their values, in order), tuples — as a spool of changed rows holds them."""
+    their values, in order), tuples — as a spool of changed rows holds them.
+    `fit` and `keep` say which columns a table drops when the terminal is too
+    narrow (output.table)."""
     out = out or sys.stdout
     if fmt == "table":
         if fields is not None:
             keys = tuple(fields)
             rows = (dict(zip(keys, row)) for row in rows)
-        return emit_table(rows, columns_of(columns), out, color=color, title=title, notice=notice)
+        return emit_table(rows, columns_of(columns), out, color=color, title=title, notice=notice,
+                          fit=fit, keep=keep)
     writer = LineWriter(columns, fmt, id_field=id_field, fields=fields)
     out.write(writer.header())
     for chunk in _tuple_chunks(rows, writer.wanted, fields):

@@ -70,11 +70,11 @@ def _shown(value, column: Column, now: int) -> str:
     return _plain(value)
 
 
-def _console(out, color: bool):
+def _console(out, color: bool, width: int | None = None):
     from rich.console import Console
 
     return Console(file=out, no_color=not color, color_system="auto" if color else None,
-                   highlight=False, emoji=False, markup=False, soft_wrap=False)
+                   highlight=False, emoji=False, markup=False, soft_wrap=False, width=width)
 
 
 def _whole(col: Column) -> bool:
@@ -85,14 +85,19 @@ def _whole(col: Column) -> bool:
 TEXT_MIN_WIDTH = 24
 
 
-def _fit(cols: list[Column], cells: list[list[str]], width: int) -> list[int]:
-    """Indexes of the columns to show in `width`. When the whole-value columns
-    and a readable share for text do not fit, the rightmost times go first,
-    then ids other than the first column, then numbers."""
-    def need(i):
-        widest = max([len(cols[i].title)] + [len(row[i]) for row in cells])
-        return (widest if _whole(cols[i]) else min(widest, TEXT_MIN_WIDTH)) + 3
+def _need(col: Column, cells: list[list[str]], i: int) -> int:
+    """The width a column needs: whole values whole, text a readable share."""
+    widest = max([len(col.title)] + [len(row[i]) for row in cells])
+    return (widest if _whole(col) else min(widest, TEXT_MIN_WIDTH)) + 3
 
+
+def _fit(cols: list[Column], cells: list[list[str]], width: int, how: str = "rank",
+         keep: str | None = None) -> list[int]:
+    """Indexes of the columns to show in `width`. `how` is "order" (the
+    columns come most important first: the rightmost go first), "rank" (the
+    rightmost times go first, then ids other than the first column, then
+    numbers; text stays) or "none" (every column stays). Neither the first
+    column nor the one named `keep` (the sorted-on one) is ever dropped."""
     def rank(col):
         if col.kind == "time":
             return 0
@@ -101,17 +106,27 @@ def _fit(cols: list[Column], cells: list[list[str]], width: int) -> list[int]:
         return 1 if _whole(col) else 3
 
     shown = list(range(len(cols)))
-    droppable = sorted(range(1, len(cols)), key=lambda i: (rank(cols[i]), -i))
+    if how == "none":
+        return shown
+    candidates = [i for i in range(1, len(cols)) if cols[i].name != keep]
+    if how == "order":
+        droppable = candidates[::-1]
+    else:
+        droppable = [i for i in sorted(candidates, key=lambda i: (rank(cols[i]), -i)) if rank(cols[i]) < 3]
+    need = [_need(c, cells, i) for i, c in enumerate(cols)]
     for i in droppable:
-        if sum(need(j) for j in shown) <= width or rank(cols[i]) == 3:
+        if sum(need[j] for j in shown) + 1 <= width:  # + the table's right edge
             break
         shown.remove(i)
     return shown
 
 
-def emit_table(rows, cols: list[Column], out, *, color: bool, title: str | None, notice=None) -> int:
+def emit_table(rows, cols: list[Column], out, *, color: bool, title: str | None, notice=None,
+               fit: str = "rank", keep: str | None = None) -> int:
     """A table of `rows`; `notice(line)` hears which columns did not fit (by
-    default stderr does, when it is a terminal)."""
+    default stderr does, when it is a terminal). `fit` and `keep`: see _fit;
+    with fit "none" the table is as wide as its columns need, wider than the
+    terminal if it must (its lines wrap there), and cuts nothing."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
@@ -121,7 +136,11 @@ def emit_table(rows, cols: list[Column], out, *, color: bool, title: str | None,
     cells = [[_cell(row.get(c.name), c, now, console.width) for c in cols] for row in rows]
     if not cells:
         return 0
-    shown = _fit(cols, cells, console.width)
+    shown = _fit(cols, cells, console.width, fit, keep)
+    if fit == "none":
+        needed = sum(_need(c, cells, i) for i, c in enumerate(cols)) + 1
+        if needed > console.width:
+            console = _console(out, color, width=needed)
     table = Table(box=box.SIMPLE_HEAD, header_style="bold" if color else None,
                   title=Text(visible(title)) if title else None, title_justify="left")
     for i in shown:
@@ -136,7 +155,7 @@ def emit_table(rows, cols: list[Column], out, *, color: bool, title: str | None,
     if notice is None and isatty(sys.stderr):
         notice = sys.stderr.write
     if hidden and notice is not None:
-        notice(f"(not shown at this width: {', '.join(hidden)}; -o json shows every field)\n")
+        notice(f"(not shown at this width: {', '.join(hidden)}; -o wide shows every column)\n")
     return len(cells)
 
 

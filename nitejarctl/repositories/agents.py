@@ -14,12 +14,25 @@ def resolve(db, ref: str) -> dict:
     if row is None:
         row = Agent.select(*fields).where(Agent.name == ref).dicts().first()
     if row is None:
+        from nitejarctl.db import prefixes
+
+        (full,) = prefixes.resolve(db, Agent, Agent.id, [ref], "agents")
+        row = Agent.select(*fields).where(Agent.id == full).dicts().first()
+    if row is None:
         raise NotFound(f"no agent with id or name {ref!r}")
     return row
 
 
 def resolve_id(db, ref: str) -> str:
     return resolve(db, ref)["id"]
+
+
+def names(db, ids) -> dict:
+    """{id: name} of the agents among `ids` (none when there is no agents table)."""
+    if not db.has_table(Agent._meta.table_name):
+        return {}
+    query = Agent.select(Agent.id, Agent.name).where(Agent.id.in_(list(ids)))
+    return dict(query.tuples())
 
 
 # ------------------------------------------------------------------- listing

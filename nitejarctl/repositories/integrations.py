@@ -91,6 +91,11 @@ def resolve(db, ref: str) -> dict:
         return row
     rows = list(query.where(t.c.name == ref).limit(2).dicts())
     if not rows:
+        from nitejarctl.db import prefixes
+
+        (full,) = prefixes.resolve(db, t, t.c.id, [ref], p.noun + "s")
+        rows = list(query.where(t.c.id == full).dicts())
+    if not rows:
         raise NotFound(f"no {p.noun} with id or name {ref!r}")
     if len(rows) > 1:
         raise UsageProblem(f"several {p.noun}s are named {ref!r}: give the id")

@@ -9,8 +9,12 @@ Runs for --seconds or until --stop-file exists, then writes one JSON document
 to --out: the ids it inserted, how many transactions committed and how many
 failed (on SQLite: giving up on the lock after the busy timeout), the slowest
 transaction, the slowest single statement (how long the writer waited on one
-lock, at most: SQLite's write lock at BEGIN, a row on PostgreSQL), when
-each commit happened, and what it touched (with the values it wrote).
+lock, at most: SQLite's write lock at BEGIN, a row on PostgreSQL; with the
+statement and when it ended), when each commit happened, and what it
+touched (with the values it wrote). On PostgreSQL `--lock-timeout S` makes a
+statement that waits longer than S seconds for a lock fail (a failure in the
+document), which tells a wait for a lock from a statement slow for another
+reason (a busy disk).
 
     python -m tests.helpers.nitejar_writer DB --seconds 10 --out result.json
     python -m tests.helpers.nitejar_writer postgresql://… --stop-file stop --touch-memories --out result.json
@@ -30,6 +34,7 @@ class Sqlite:
     param = "?"
     begin = "BEGIN IMMEDIATE"
     slowest_statement = 0.0
+    slowest_sql = None  # (statement, when it ended)
 
     def __init__(self, path: str):
         import sqlite3
@@ -39,6 +44,10 @@ class Sqlite:
         self.conn.execute("PRAGMA busy_timeout = 5000")
         self.conn.execute("PRAGMA foreign_keys = ON")
 
+    def _timed(self, sql: str, seconds: float) -> None:
+        if seconds > self.slowest_statement:
+            self.slowest_statement, self.slowest_sql = seconds, (sql, time.time())
+
     def rows(self, sql: str, params=()) -> list:
         return self.conn.execute(sql, params).fetchall()
 
@@ -47,7 +56,7 @@ class Sqlite:
         try:
             self.conn.execute(sql, params)
         finally:
-            self.slowest_statement = max(self.slowest_statement, time.monotonic() - started)
+            self._timed(sql, time.monotonic() - started)
 
     def commit(self) -> None:
         self.conn.execute("COMMIT")
@@ -64,12 +73,15 @@ class Postgres(Sqlite):
     param = "%s"
     begin = None  # psycopg2 begins a transaction with the first statement
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, lock_timeout: float | None = None):
         import psycopg2
 
         self.errors = (psycopg2.Error,)
         self.conn = psycopg2.connect(url)
         self.cursor = self.conn.cursor()
+        if lock_timeout is not None:
+            self.cursor.execute(f"SET lock_timeout = {int(lock_timeout * 1000)}")
+            self.conn.commit()
 
     def rows(self, sql: str, params=()) -> list:
         self.cursor.execute(sql.replace("?", "%s"), params)
@@ -82,7 +94,7 @@ class Postgres(Sqlite):
         try:
             self.cursor.execute(sql.replace("?", "%s"), params)
         finally:
-            self.slowest_statement = max(self.slowest_statement, time.monotonic() - started)
+            self._timed(sql, time.monotonic() - started)
 
     def commit(self) -> None:
         self.conn.commit()
@@ -100,10 +112,11 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=0.005)
     parser.add_argument("--touch-memories", action="store_true")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--lock-timeout", type=float, default=None, help="PostgreSQL: seconds")
     args = parser.parse_args()
     rng = random.Random(args.seed)
 
-    db = Postgres(args.db) if args.db.startswith(("postgres://", "postgresql://")) else Sqlite(args.db)
+    db = Postgres(args.db, args.lock_timeout) if args.db.startswith(("postgres://", "postgresql://")) else Sqlite(args.db)
     jobs = [r[0] for r in db.rows("SELECT id FROM jobs WHERE status = 'COMPLETED' ORDER BY id LIMIT 500")]
     sessions = [r[0] for r in db.rows(
         "SELECT id FROM sprite_sessions WHERE status = 'active' ORDER BY random() LIMIT 500")]
@@ -148,7 +161,7 @@ def main() -> None:
     with open(args.out, "w") as fh:
         json.dump({"inserted": inserted, "committed": committed, "failures": failures,
                    "slowest_transaction": slowest,
-                   "slowest_statement": db.slowest_statement, "commits": commits,
+                   "slowest_statement": db.slowest_statement, "slowest_sql": db.slowest_sql, "commits": commits,
                    "session_touches": session_touches, "memories_before": memories,
                    "memory_touches": memory_touches}, fh)
 

@@ -63,3 +63,34 @@ def _quoted(arg: str) -> str:
 
 def available(shell: str) -> bool:
     return shutil.which("tmux") is not None and shutil.which(shell) is not None
+
+
+def completion_shell(shell: str, tmp_path, url: str) -> Shell:
+    """An interactive bash, zsh or fish with nitejarctl's completion loaded,
+    the database named by NITEJAR_DATABASE_URL, and a shell function `argv`
+    that writes the words it gets, NUL-terminated, to tmp_path/argv."""
+    bindir = os.path.dirname(shutil.which("nitejarctl"))
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "TERM": "xterm", "LANG": "C.UTF-8", "PATH": f"{bindir}:/usr/bin:/bin",
+           "NITEJAR_DATABASE_URL": url, "HISTFILE": "/dev/null"}
+    argv_file = tmp_path / "argv"
+    if shell == "bash":
+        rc = home / ".bashrc"
+        rc.write_text("PS1='$ '\neval \"$(nitejarctl completion bash)\"\n"
+                      f"argv() {{ printf '%s\\0' \"$@\" > {argv_file}; }}\n")
+        argv = ["bash", "--noprofile", "--rcfile", str(rc), "-i"]
+    elif shell == "zsh":
+        (home / ".zshrc").write_text("PS1='$ '\nautoload -U compinit && compinit -u\n"
+                                     "eval \"$(nitejarctl completion zsh)\"\n"
+                                     f"argv() {{ printf '%s\\0' \"$@\" > {argv_file}; }}\n")
+        argv = ["zsh", "-i"]
+    else:
+        config = home / ".config" / "fish"
+        config.mkdir(parents=True)
+        (config / "config.fish").write_text(
+            "function fish_prompt; echo '$ '; end\nfunction fish_greeting; end\n"
+            "nitejarctl completion fish | source\n"
+            f"function argv; printf '%s\\0' $argv > {argv_file}; end\n")
+        argv = ["fish", "-i"]
+    return Shell(argv, env=env, cwd=str(tmp_path))
