@@ -67,6 +67,7 @@ def sessions_purge(conn, now):
 
 # ------------------------------------------------------------------- memories
 
+AGENTS = "SELECT id, config FROM agents"
 DEFAULT_DECAY_RATE = 0.1
 DEFAULT_MAX_STORED = 200
 MIN_CHANGE = 0.001
@@ -76,11 +77,12 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _memory_settings(conn) -> dict[str, tuple[float, int]]:
-    """agent id -> (decay rate, memory cap) from config.memorySettings, as nitejar
-    validates them: decayRate in [0, 1] else 0.1; maxStoredMemories > 0 else 200."""
+def memory_settings(agents) -> dict[str, tuple[float, int]]:
+    """agent id -> (decay rate, memory cap) from config.memorySettings of the
+    (id, config) rows `agents`, as nitejar validates them: decayRate in [0, 1]
+    else 0.1; maxStoredMemories > 0 else 200."""
     settings = {}
-    for agent_id, config in conn.execute("SELECT id, config FROM agents"):
+    for agent_id, config in agents:
         try:
             parsed = json.loads(config) if config else {}
         except ValueError:
@@ -98,7 +100,7 @@ def memories_decay(conn, now):
     strength = max(0, strength - weeks since the later of last access, creation
     and last change x rate), on non-permanent memories it lowers by > 0.001."""
     by_rate: dict[float, list[str]] = {}
-    for agent_id, (rate, _) in _memory_settings(conn).items():
+    for agent_id, (rate, _) in memory_settings(conn.execute(AGENTS)).items():
         if rate > 0:
             by_rate.setdefault(rate, []).append(agent_id)
     anchor = "max(created_at, coalesce(last_accessed_at, created_at), updated_at)"
@@ -117,12 +119,18 @@ def memories_decay(conn, now):
 
 
 def memories_prune(conn, now, below=0.1):
+    """`memories prune --below 0.1 --keep 1000000`: no agent reaches a cap of a
+    million memories, so the weak ones go: one DELETE."""
+    return conn.execute("DELETE FROM agent_memories WHERE permanent = 0 AND strength < ?", (below,)).rowcount
+
+
+def memories_prune_capped(conn, now, below=0.1):
     """`memories prune --below 0.1`: one DELETE of the non-permanent memories
     below the threshold and of those beyond the agent's cap
     (config.memorySettings.maxStoredMemories, else 200). The survivors within
     the cap are the permanent ones first, then the strongest, most recently
     used first among equals."""
-    caps = {agent_id: cap for agent_id, (_, cap) in _memory_settings(conn).items()}
+    caps = {agent_id: cap for agent_id, (_, cap) in memory_settings(conn.execute(AGENTS)).items()}
     values = ", ".join("(?, ?)" for _ in caps)
     params = [x for item in caps.items() for x in item]
     return conn.execute(
@@ -201,9 +209,10 @@ def default_summary(turns: list[str]) -> str:
     return summary
 
 
-def compaction_disabled(conn) -> set[str]:
+def compaction_disabled(agents) -> set[str]:
+    """The agents of the (id, config) rows `agents` whose config turns compaction off."""
     disabled = set()
-    for agent_id, config in conn.execute("SELECT id, config FROM agents"):
+    for agent_id, config in agents:
         try:
             compaction = (json.loads(config or "{}").get("sessionSettings") or {}).get("compaction") or {}
         except (ValueError, AttributeError):
@@ -216,7 +225,7 @@ def compaction_disabled(conn) -> set[str]:
 def compaction_run(conn, now, idle=30 * 60):
     """`compaction run`: every idle, un-compacted conversation -> one summary,
     and its active sprite sessions closed, one query and one transaction each."""
-    disabled = compaction_disabled(conn)
+    disabled = compaction_disabled(conn.execute(AGENTS))
     conversations = conn.execute(IDLE_CONVERSATIONS, (now - idle,)).fetchall()
     written = 0
     for session_key, agent_id in conversations:
@@ -260,6 +269,7 @@ SCENARIOS = {
     "sessions-purge": sessions_purge,
     "memories-decay": memories_decay,
     "memories-prune": memories_prune,
+    "memories-prune-capped": memories_prune_capped,
     "idempotency-prune": idempotency_prune,
     "compaction-run": compaction_run,
 }

@@ -1,6 +1,6 @@
 """Generate a nitejar database for the benchmarks.
 
-    python bench/generate.py --scale small|large --out PATH [--seed N] [--force]
+    python bench/generate.py --scale small|large --out PATH [--keys random|ordered] [--seed N] [--force]
 
 The schema comes from `nitejarctl migrate` (so the file is in WAL mode, as
 nitejar's databases are); the rows are loaded with the standard library's
@@ -12,6 +12,11 @@ Around each cutoff a benchmark uses (stale 1h, purge 1d, idle 30m, idempotency
 30d, the decay threshold) the data leaves a gap of GAP seconds: a command run
 at any moment within GAP seconds after T0 selects exactly the same rows, so
 nitejarctl and the baseline, run one after the other, do exactly the same work.
+
+Ids are random UUIDs (version 4), as nitejar writes them; `--keys ordered`
+gives the sprite sessions and memories time-ordered ones instead (version 7,
+from their creation time, in insertion order), the other key shape bulk
+changes must handle as well.
 """
 
 from __future__ import annotations
@@ -85,6 +90,15 @@ class Gen:
     def uid(self) -> str:
         h = f"{self._bits(128):032x}"
         return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+    def ordered_uid(self, seconds: int, n: int) -> str:
+        """A version 7 UUID: the time (ms; `n` spreads rows of one second) first."""
+        h = f"{seconds * 1000 + n % 1000:012x}{self._bits(80):020x}"
+        return f"{h[:8]}-{h[8:12]}-7{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+    def reorder_ids(self, rows: list, created: int) -> list:
+        """`rows` (sorted by creation) with time-ordered ids in place of their first field."""
+        return [(self.ordered_uid(row[created], n), *row[1:]) for n, row in enumerate(rows)]
 
     def between(self, lo: float, hi: float, gap: tuple[float, float] | None = None) -> int:
         """Uniform in [lo, hi], skipping the interval `gap` when given."""
@@ -367,7 +381,10 @@ def make_idempotency_keys(g: Gen, count: int, work_items):
 # ---------------------------------------------------------------------- main
 
 
-def generate(out: str, scale: str, seed: int) -> dict:
+KEY_SHAPES = ("random", "ordered")
+
+
+def generate(out: str, scale: str, seed: int, keys: str = "random") -> dict:
     shape = SCALES[scale]
     t0 = int(time.time())
     g = Gen(seed, t0)
@@ -392,6 +409,9 @@ def generate(out: str, scale: str, seed: int) -> dict:
         result = fn()
         print(f"  {label:<18} {time.perf_counter() - began:6.1f}s", flush=True)
         return result
+
+    def ordered(rows, created: int):
+        return g.reorder_ids(rows, created) if keys == "ordered" else rows
 
     agents = make_agents(g, shape["agents"])
     integrations = make_integrations(g)
@@ -424,11 +444,12 @@ def generate(out: str, scale: str, seed: int) -> dict:
     counts["sprite_sessions"] = step("sprite_sessions", lambda: insert(
         conn, "sprite_sessions", ("id", "sprite_name", "session_id", "session_key", "agent_id",
                                   "status", "created_at", "last_active_at"),
-        make_sprite_sessions(g, shape["sessions"], agents, convs, shape.get("active_share", ACTIVE_SHARE))))
+        ordered(make_sprite_sessions(g, shape["sessions"], agents, convs,
+                                     shape.get("active_share", ACTIVE_SHARE)), 6)))
     counts["agent_memories"] = step("agent_memories", lambda: insert(
         conn, "agent_memories", ("id", "agent_id", "content", "strength", "access_count",
                                  "permanent", "last_accessed_at", "created_at", "updated_at"),
-        make_memories(g, shape["memories"], agents)))
+        ordered(make_memories(g, shape["memories"], agents), 7)))
     counts["idempotency_keys"] = step("idempotency_keys", lambda: insert(
         conn, "idempotency_keys", ("key", "work_item_id", "created_at"),
         make_idempotency_keys(g, shape["idempotency_keys"], work_items)))
@@ -442,7 +463,7 @@ def generate(out: str, scale: str, seed: int) -> dict:
     conn.isolation_level = None
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
-    meta = {"scale": scale, "seed": seed, "t0": t0, "gap": GAP, "journal_mode": journal,
+    meta = {"scale": scale, "keys": keys, "seed": seed, "t0": t0, "gap": GAP, "journal_mode": journal,
             "counts": counts, "generated_in": round(time.perf_counter() - started, 1)}
     with open(meta_path(out), "w") as f:
         json.dump(meta, f, indent=2)
@@ -457,6 +478,9 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", choices=sorted(SCALES), default="small")
     parser.add_argument("--out", required=True, help="database file to create")
+    parser.add_argument("--keys", choices=KEY_SHAPES, default="random",
+                        help="sprite session and memory ids: random (UUID v4, as nitejar's) or "
+                             "ordered (time-ordered UUID v7)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--force", action="store_true", help="replace an existing file")
     args = parser.parse_args(argv)
@@ -467,9 +491,9 @@ def main(argv=None) -> None:
             if os.path.exists(args.out + suffix):
                 os.remove(args.out + suffix)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    meta = generate(args.out, args.scale, args.seed)
+    meta = generate(args.out, args.scale, args.seed, args.keys)
     size = os.path.getsize(args.out) / 1e6
-    print(f"generated {args.scale} database {args.out} ({size:,.0f} MB, "
+    print(f"generated {args.scale} database {args.out} ({size:,.0f} MB, {args.keys} keys, "
           f"journal_mode={meta['journal_mode']}) in {meta['generated_in']}s")
     for table, n in meta["counts"].items():
         print(f"  {table:<20} {n:>10,}")

@@ -1,46 +1,49 @@
-"""The benchmark scenarios on PostgreSQL, beside SQLite, on the same data.
+"""nitejarctl on PostgreSQL against one raw statement doing the same change.
 
-    python bench/pg.py --db PATH (--pg URL | --start-server) [--only a,b] [--repeat N] [--json]
+    python bench/pg.py --db PATH [--db PATH …] (--pg URL | --start-server)
+                       [--only a,b] [--rounds N] [--compare NITEJARCTL] [--json] [-v]
 
-1. Load: the generated SQLite file (bench/generate.py) goes into a PostgreSQL
-   template database: schema by `nitejarctl migrate`, rows by COPY (times
-   shifted to the current clock, as run.py's rebase does), secondary indexes
-   built after the load, then VACUUM ANALYZE (what autovacuum does on a live
-   server). The load is timed.
-2. For each scenario: the SQLite numbers from run.py's runner (nitejarctl and
-   the raw sqlite3 baseline, on fresh copies), then nitejarctl on a fresh copy
-   of the template (CREATE DATABASE … TEMPLATE, not timed) with
-   `-d postgresql://… -q`. The work done (rows listed, changed, deleted,
-   summaries written) must be the same on both backends.
-3. Set-based check: one more, untimed run of each bulk command per backend with
-   -v counts the SQL statements nitejarctl sent; a loop over rows would send
-   one or more per row.
-4. Plans: on PostgreSQL, the statements of `sessions close --stale`,
-   `sessions purge` and `memories decay` are captured (in-process, with their
-   parameters) and EXPLAINed on an unchanged copy: the batch key scans and the
-   batched changes must use an index, not scan the table.
+Each `--db` is a file bench/generate.py made (`--keys random` or `ordered`: the
+key shape is read from its meta file); each is loaded into a template database
+of its own (bench/pg_server.py), on a server with durable commits. Then, in
+interleaved rounds — every scenario, every key shape, every variant once per
+round, in a rotating order — each variant runs as a child process (its wall
+time and peak RSS its own, bench/run.py's `measure`) on a fresh copy of the
+template:
 
---start-server runs a throwaway server (initdb as the postgres user when run
-as root, a free loopback port, synchronous_commit off — SQLite's WAL with
-synchronous NORMAL does not wait for the disk at commit either) and removes it
-at the end.
+* `count`: nitejarctl with `-o count` (no row read at all);
+* `pipe`: nitejarctl as a runbook runs it, its rows printed to a file (TSV);
+* `before`: with `--compare`, another nitejarctl (say, the previous release),
+  its rows printed the same way;
+* `baseline`: bench/pg_baselines.py — one statement through psycopg2 (for
+  compaction the straightforward loop).
+
+The medians are compared with the targets: `count` ≤ 1.5 × the baseline (or
+within 0.3 s of a baseline under a second), `pipe` ≤ 3 ×, the stale listing
+≤ 1.5 ×, compaction ≤ 1.0 × the loop, and a bulk change with nothing to do
+≤ 0.25 s. Every variant must do the same work: the rows it changed (a
+fingerprint of their keys) are compared with the baseline's, and the listing's
+JSON with the baseline's.
+
+Plans (`--explain`, on by default): each bulk command runs once more in this
+process, its statements captured with their parameters; one batch statement
+from the middle of each is run under EXPLAIN (ANALYZE, BUFFERS) on a fresh copy
+(rolled back) and printed. A batch that reads its table with a Seq Scan fails
+the scenario: a batch must read its own range (Tid Range Scan) or go through
+an index.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import io
-import itertools
 import json
 import logging
 import os
 import platform
 import re
 import shutil
-import socket
-import sqlite3
-import subprocess
+import statistics
 import sys
 import tempfile
 import time
@@ -49,242 +52,229 @@ from dataclasses import asdict, dataclass, field
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import pg_server  # noqa: E402  (bench/pg_server.py)
 import run as sqlite_bench  # noqa: E402  (bench/run.py)
 
-TABLES = ("agents", "integrations", "agent_integrations", "work_items", "jobs", "messages",
-          "agent_memories", "session_summaries", "sprite_sessions", "idempotency_keys")
-TEMPLATE = "nitejarctl_bench"
-RELOAD_AFTER = 15 * 60  # the data leaves a 20-minute gap around each cutoff
-BULK = {"sessions-close-stale", "sessions-purge", "memories-decay", "memories-prune",
-        "idempotency-prune", "compaction-run"}
-PLANNED = {  # scenario -> the table its batches scan
-    "sessions-close-stale": "sprite_sessions",
-    "sessions-purge": "sprite_sessions",
-    "memories-decay": "agent_memories",
+BASELINES = os.path.join(HERE, "pg_baselines.py")
+RELOAD_AFTER = 12 * 60  # the data leaves a 20-minute gap around each cutoff
+NOTHING_TARGET_S = 0.25
+SHORT_S, SHORT_SLACK_S = 1.0, 0.3  # a baseline under a second: within 0.3 s of it will do
+
+
+@dataclass
+class Scenario:
+    name: str
+    args: list
+    kind: str  # bulk | list | compaction | nothing
+    table: str | None = None  # what its batches scan (plans)
+
+
+SCENARIOS = [
+    Scenario("sessions-list-stale", ["sessions", "list", "--stale", "1h", "-o", "json"], "list"),
+    Scenario("sessions-close-stale", ["sessions", "close", "--stale", "1h"], "bulk", "sprite_sessions"),
+    Scenario("sessions-purge", ["sessions", "purge", "--older-than", "1d", "--yes"], "bulk", "sprite_sessions"),
+    Scenario("memories-decay", ["memories", "decay"], "bulk", "agent_memories"),
+    Scenario("memories-prune", ["memories", "prune", "--below", "0.1", "--keep", "1000000", "--yes"], "bulk",
+             "agent_memories"),
+    Scenario("memories-prune-capped", ["memories", "prune", "--below", "0.1", "--yes"], "bulk", "agent_memories"),
+    Scenario("idempotency-prune", ["idempotency", "prune", "--older-than", "30d", "--yes"], "bulk",
+             "idempotency_keys"),
+    Scenario("compaction-run", ["compaction", "run"], "compaction"),
+    Scenario("nothing-to-do", ["sessions", "purge", "--older-than", "3650d", "--yes"], "nothing"),
+]
+
+# The fingerprint of the work a run did: how many rows, and an md5 of their keys.
+FINGERPRINTS = {
+    "sessions-close-stale": "SELECT count(*), md5(string_agg(id, ',' ORDER BY id)) FROM sprite_sessions "
+                            "WHERE status = 'closed' AND last_active_at >= %(t0)s",
+    "sessions-purge": "SELECT %(sessions)s - count(*), md5(string_agg(id, ',' ORDER BY id)) FROM sprite_sessions",
+    "memories-decay": "SELECT count(*), md5(string_agg(id, ',' ORDER BY id)) FROM agent_memories "
+                      "WHERE updated_at >= %(t0)s",
+    "memories-prune": "SELECT %(memories)s - count(*), md5(string_agg(id, ',' ORDER BY id)) FROM agent_memories",
+    "idempotency-prune": "SELECT %(keys)s - count(*), md5(string_agg(key, ',' ORDER BY key)) FROM idempotency_keys",
+    "compaction-run": "SELECT count(*), md5(string_agg(concat_ws('|', session_key, agent_id, summary, turn_count, "
+                      "start_time, end_time), ',' ORDER BY session_key, agent_id, end_time)) FROM session_summaries "
+                      "WHERE compacted_at >= %(t0)s",
+    "nothing-to-do": "SELECT %(sessions)s - count(*), '' FROM sprite_sessions",
 }
+FINGERPRINTS["memories-prune-capped"] = FINGERPRINTS["memories-prune"]
 
 
-# ------------------------------------------------------------------- server
+@dataclass
+class Cell:
+    """One variant of one scenario on one key shape: its runs."""
+
+    seconds: list = field(default_factory=list)
+    peak_mb: list = field(default_factory=list)
+    work: int | None = None
+    fingerprint: str | None = None
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.seconds) if self.seconds else None
 
 
-class Server:
-    """A PostgreSQL server: the one given, or a throwaway one."""
+@dataclass
+class Row:
+    scenario: str
+    keys: str
+    cells: dict = field(default_factory=dict)  # variant -> Cell
+    target: str = ""
+    status: str = "PASS"
+    plan: str = ""
+    notes: list = field(default_factory=list)
 
-    def __init__(self, url: str | None, template: str = TEMPLATE):
-        self.template = template  # the loaded database each run copies
-        self.proc_dir = None
-        self.bindir = None
-        if url:
-            self.admin_url = url
+
+def variants(scenario: Scenario, compare: str | None) -> list[str]:
+    if scenario.kind == "nothing":
+        return ["count"] + (["before"] if compare else []) + ["baseline"]
+    if scenario.kind == "bulk":
+        return ["count", "pipe"] + (["before"] if compare else []) + ["baseline"]
+    return ["pipe"] + (["before"] if compare else []) + ["baseline"]
+
+
+class Bench:
+    def __init__(self, args, server, shapes):
+        self.args, self.server, self.shapes = args, server, shapes  # shapes: keys -> (path, meta)
+        self.nitejarctl = args.nitejarctl or sqlite_bench.beside_python() or shutil.which("nitejarctl")
+        self.loaded: dict[str, dict] = {}
+        self.work_dir = tempfile.mkdtemp(prefix="nitejarctl-pg-bench-")
+
+    def log(self, message: str) -> None:
+        if not self.args.json:
+            print(message, file=sys.stderr, flush=True)
+
+    def template(self, keys: str) -> str:
+        return f"{pg_server.TEMPLATE}_{keys}"
+
+    def fresh(self, keys: str) -> None:
+        """(Re)load a key shape's template when its data is older than its gap allows."""
+        loaded = self.loaded.get(keys)
+        if loaded is not None and time.time() - loaded["t0"] < RELOAD_AFTER:
             return
-        self.bindir = _pg_bindir()
-        if self.bindir is None:
-            sys.exit("no PostgreSQL server binaries (initdb) found; pass --pg URL")
-        self.proc_dir = tempfile.mkdtemp(prefix="nitejarctl-bench-pg-")
-        os.chmod(self.proc_dir, 0o755)
-        if os.geteuid() == 0:
-            shutil.chown(self.proc_dir, "postgres", "postgres")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        data = f"{self.proc_dir}/data"
-        _as_postgres(f"{self.bindir}/initdb -D {data} -A trust -U postgres -E UTF8")
-        opts = (f"-p {port} -k {self.proc_dir} -c listen_addresses=127.0.0.1 -c synchronous_commit=off "
-                "-c shared_buffers=512MB -c maintenance_work_mem=512MB -c max_wal_size=8GB")
-        _as_postgres(f"{self.bindir}/pg_ctl -D {data} -l {self.proc_dir}/log -w -t 60 -o '{opts}' start")
-        self.admin_url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        path, meta = self.shapes[keys]
+        self.log(f"  (loading {os.path.basename(path)}, {keys} keys)")
+        self.loaded[keys] = pg_server.load(self.server, path, meta, self.nitejarctl, lambda m: None,
+                                           template=self.template(keys))
 
-    def url(self, dbname: str) -> str:
-        base, _, _ = self.admin_url.rpartition("/")
-        return f"{base}/{dbname}"
+    def argv(self, scenario: Scenario, variant: str, url: str) -> list[str]:
+        if variant == "baseline":
+            return [sys.executable, BASELINES, scenario.name, url]
+        exe = self.args.compare if variant == "before" else self.nitejarctl
+        extra = ["-o", "count"] if variant == "count" else []
+        return [exe, *scenario.args, *extra, "-d", url, "-q"]
 
-    def admin(self):
-        import psycopg2
-
-        conn = psycopg2.connect(self.admin_url)
-        conn.autocommit = True
-        return conn
-
-    def execute(self, sql: str) -> None:
-        conn = self.admin()
+    def run_one(self, scenario: Scenario, keys: str, variant: str, row: Row) -> None:
+        self.fresh(keys)
+        url = self.server.copy_database("nitejarctl_bench_run", self.template(keys))
+        out = os.path.join(self.work_dir, f"{scenario.name}.{keys}.{variant}.out")
         try:
-            conn.cursor().execute(sql)
+            m = sqlite_bench.measure(self.argv(scenario, variant, url), stdout_path=out)
+            if m.code != 0:
+                raise RuntimeError(f"{variant} exited {m.code}: {sqlite_bench.last_line(m.stderr)}")
+            cell = row.cells.setdefault(variant, Cell())
+            cell.seconds.append(m.seconds)
+            cell.peak_mb.append(m.peak_mb)
+            work, fingerprint = self.fingerprint(scenario, keys, url, out)
+            if cell.work is not None and (work, fingerprint) != (cell.work, cell.fingerprint):
+                row.notes.append(f"{variant}: different work from one round to the next ({cell.work} vs {work})")
+            cell.work, cell.fingerprint = work, fingerprint
         finally:
-            conn.close()
+            self.server.drop("nitejarctl_bench_run")
 
-    def version(self) -> str:
-        conn = self.admin()
+    def fingerprint(self, scenario: Scenario, keys: str, url: str, out: str):
+        if scenario.kind == "list":
+            with open(out, encoding="utf-8") as f:
+                rows = json.load(f)
+            return len(rows), json.dumps(rows, sort_keys=True)
+        counts = self.shapes[keys][1]["counts"]
+        params = {"t0": self.loaded[keys]["t0"], "sessions": counts["sprite_sessions"],
+                  "memories": counts["agent_memories"], "keys": counts["idempotency_keys"]}
+        conn = _connect(url)
         try:
             cur = conn.cursor()
-            cur.execute("SHOW server_version")
-            return cur.fetchone()[0]
+            cur.execute(FINGERPRINTS[scenario.name], params)
+            work, digest = cur.fetchone()
         finally:
             conn.close()
+        return work, digest
 
-    def copy_database(self, name: str) -> str:
-        self.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        try:
-            self.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}" STRATEGY FILE_COPY')
-        except Exception:  # before PostgreSQL 15
-            self.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
-        return self.url(name)
-
-    def drop(self, name: str) -> None:
-        self.execute(f'DROP DATABASE IF EXISTS "{name}"')
-
-    def stop(self) -> None:
-        if self.proc_dir:
-            _as_postgres(f"{self.bindir}/pg_ctl -D {self.proc_dir}/data -m fast stop", check=False)
-            shutil.rmtree(self.proc_dir, ignore_errors=True)
-
-
-def _pg_bindir() -> str | None:
-    found = shutil.which("initdb")
-    if found:
-        return os.path.dirname(os.path.realpath(found))
-    import glob
-
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return os.path.dirname(candidates[-1]) if candidates else None
+    def run(self, selected: list[Scenario]) -> list[Row]:
+        rows = {(s.name, keys): Row(s.name, keys) for s in selected for keys in self.shapes}
+        for round_ in range(self.args.rounds):
+            self.log(f"round {round_ + 1} of {self.args.rounds}")
+            for scenario in selected:
+                for keys in self.shapes:
+                    row = rows[(scenario.name, keys)]
+                    order = variants(scenario, self.args.compare)
+                    shift = round_ % len(order)
+                    for variant in order[shift:] + order[:shift]:
+                        try:
+                            self.run_one(scenario, keys, variant, row)
+                        except Exception as exc:  # report and go on
+                            row.status = "ERROR"
+                            row.notes.append(f"{variant}: {type(exc).__name__}: {exc}")
+                    self.log(f"  {scenario.name} ({keys}): " + ", ".join(
+                        f"{v} {c.seconds[-1]:.2f}s" for v, c in row.cells.items() if c.seconds))
+        result = list(rows.values())
+        for row in result:
+            judge(row, selected_by_name(selected)[row.scenario])
+        return result
 
 
-def _as_postgres(cmd: str, check: bool = True) -> None:
-    argv = ["su", "postgres", "-s", "/bin/sh", "-c", cmd] if os.geteuid() == 0 else ["/bin/sh", "-c", cmd]
-    subprocess.run(argv, check=check, capture_output=True)
+def selected_by_name(selected):
+    return {s.name: s for s in selected}
 
 
-# --------------------------------------------------------------------- load
-
-
-def _copy_text(value) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, bytes):
-        return "\\\\x" + value.hex()
-    if isinstance(value, str):
-        return (value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-                .replace("\r", "\\r"))
-    return repr(value) if isinstance(value, float) else str(value)
-
-
-class _Lines(io.RawIOBase):
-    """A readable stream over an iterator of text lines (COPY FROM STDIN's input)."""
-
-    def __init__(self, lines):
-        self.lines = lines
-        self.buffer = b""
-
-    def readable(self):
-        return True
-
-    def read(self, size=-1):
-        while size < 0 or len(self.buffer) < size:
-            chunk = "".join(itertools.islice(self.lines, 2000))
-            if not chunk:
-                break
-            self.buffer += chunk.encode("utf-8")
-        if size < 0:
-            size = len(self.buffer)
-        out, self.buffer = self.buffer[:size], self.buffer[size:]
-        return out
-
-
-def load(server: Server, sqlite_path: str, meta: dict, nitejarctl: str, log) -> dict:
-    """The SQLite file into the template database; returns timings and the clock."""
+def _connect(url: str):
     import psycopg2
 
-    started = time.perf_counter()
-    server.drop(server.template)
-    server.execute(f'CREATE DATABASE "{server.template}"')
-    url = server.url(server.template)
-    done = subprocess.run([nitejarctl, "-d", url, "-q", "migrate"], capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(f"nitejarctl migrate: {done.stderr.strip()}")
-    t0 = int(time.time())
-    delta = t0 - meta["t0"]
-    source = sqlite3.connect(f"file:{sqlite_path}?mode=ro", uri=True)
-    times = sqlite_bench.time_columns(source)
-    conn = psycopg2.connect(url)
-    conn.autocommit = True
-    cur = conn.cursor()
-    cur.execute("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' AND indexname NOT IN "
-                "(SELECT conname FROM pg_constraint WHERE contype IN ('p', 'u'))")
-    indexes = cur.fetchall()
-    for name, _ in indexes:
-        cur.execute(f'DROP INDEX "{name}"')
-    with contextlib.suppress(psycopg2.Error):
-        cur.execute("SET session_replication_role = replica")  # no FK checks while loading (superuser)
-    steps = {}
-    rows = 0
-    for table in TABLES:
-        began = time.perf_counter()
-        cols = [r[1] for r in source.execute(f'PRAGMA table_info("{table}")')]
-        shifted = {i for i, c in enumerate(cols) if c in times.get(table, ())}
-        cursor = source.execute(f'SELECT {", ".join(cols)} FROM "{table}"')
-
-        def lines(cursor=cursor, shifted=shifted):
-            for row in cursor:
-                yield "\t".join(_copy_text(v + delta if i in shifted and v is not None else v)
-                                for i, v in enumerate(row)) + "\n"
-
-        cur.execute("SET synchronous_commit = off")
-        cur.copy_expert(f'COPY "{table}" ({", ".join(cols)}) FROM STDIN', _Lines(lines()))
-        rows += cur.rowcount if cur.rowcount > 0 else 0
-        steps[table] = round(time.perf_counter() - began, 1)
-        log(f"  {table:<20} {steps[table]:6.1f}s")
-    began = time.perf_counter()
-    cur.execute("SET maintenance_work_mem = '512MB'")
-    for _, definition in indexes:
-        cur.execute(definition)
-    steps["indexes"] = round(time.perf_counter() - began, 1)
-    log(f"  {'indexes':<20} {steps['indexes']:6.1f}s")
-    began = time.perf_counter()
-    cur.execute("VACUUM (ANALYZE)")
-    steps["vacuum analyze"] = round(time.perf_counter() - began, 1)
-    log(f"  {'vacuum analyze':<20} {steps['vacuum analyze']:6.1f}s")
-    conn.close()
-    source.close()
-    server.execute("CHECKPOINT")
-    return {"t0": t0, "seconds": round(time.perf_counter() - started, 1), "steps": steps}
+    return psycopg2.connect(url)
 
 
-# ------------------------------------------------------------------ measure
+def judge(row: Row, scenario: Scenario) -> None:
+    """The targets, and the same work everywhere."""
+    cells = row.cells
+    if row.status == "ERROR":
+        return
+    failed = []
+    base = cells.get("baseline")
+    if scenario.kind == "nothing":
+        row.target = f"count <= {NOTHING_TARGET_S} s"
+        if base is not None:
+            row.notes.append(f"the statement alone (a new psycopg2 process, its DELETE reading the table): "
+                             f"{base.median:.2f} s; nitejarctl over it: {cells['count'].median - base.median:.2f} s")
+        if cells["count"].median > NOTHING_TARGET_S:
+            failed.append("count")
+    elif scenario.kind == "bulk":
+        b = base.median
+        count_limit = max(1.5 * b, b + SHORT_SLACK_S) if b < SHORT_S else 1.5 * b
+        row.target = f"count <= {count_limit:.2f} s, pipe <= {3 * b:.2f} s"
+        if cells["count"].median > count_limit:
+            failed.append("count")
+        if cells["pipe"].median > 3 * b:
+            failed.append("pipe")
+    else:
+        factor = 1.0 if scenario.kind == "compaction" else 1.5
+        row.target = f"pipe <= {factor:.1f} x"
+        if cells["pipe"].median > factor * base.median:
+            failed.append("pipe")
+    if failed:
+        row.status = "FAIL"
+        row.notes.append("over the target: " + ", ".join(failed))
+    if base is not None:
+        for variant, cell in cells.items():
+            if variant != "baseline" and (cell.work, cell.fingerprint) != (base.work, base.fingerprint):
+                row.status = "FAIL"
+                row.notes.append(f"{variant} did other work than the baseline ({cell.work} vs {base.work} rows)")
+    if all(c.work == 0 for c in cells.values()) and scenario.kind != "nothing":
+        row.status = "FAIL"
+        row.notes.append("no rows changed: nothing was measured")
 
 
-def pg_work(scenario: str, url: str, t0: int, counts: dict, out_path: str | None) -> int:
-    """The work done, as run.verify counts it on SQLite."""
-    import psycopg2
+# ------------------------------------------------------------------ plans
 
-    if scenario == "sessions-list-stale":
-        with open(out_path, encoding="utf-8") as f:
-            return len(json.load(f))
-    queries = {
-        "sessions-close-stale": ("SELECT count(*) FROM sprite_sessions WHERE last_active_at > %s", (t0,), 0),
-        "sessions-purge": ("SELECT count(*) FROM sprite_sessions", (), counts["sprite_sessions"]),
-        "memories-decay": ("SELECT count(*) FROM agent_memories WHERE updated_at > %s", (t0,), 0),
-        "memories-prune": ("SELECT count(*) FROM agent_memories", (), counts["agent_memories"]),
-        "idempotency-prune": ("SELECT count(*) FROM idempotency_keys", (), counts["idempotency_keys"]),
-        "compaction-run": ("SELECT count(*) FROM session_summaries", (), counts["session_summaries"]),
-    }
-    sql, params, before = queries[scenario]
-    conn = psycopg2.connect(url)
-    try:
-        cur = conn.cursor()
-        cur.execute(sql, params)
-        n = cur.fetchone()[0]
-    finally:
-        conn.close()
-    if scenario == "compaction-run":
-        return n - before
-    return before - n if before else n
-
-
-def count_statements(argv: list[str]) -> int:
-    """SQL statements a command sends (its -v log)."""
-    done = subprocess.run([*argv, "-v"], capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(sqlite_bench.last_line(done.stderr))
-    return sum(line.startswith("-- ") and " ms: " in line for line in done.stderr.splitlines())
+READS = ("Tid Range Scan", "Tid Scan", "Index Scan", "Index Only Scan", "Bitmap Heap Scan")
 
 
 def capture_sql(args: list[str], url: str) -> list[tuple[str, tuple]]:
@@ -306,237 +296,171 @@ def capture_sql(args: list[str], url: str) -> list[tuple[str, tuple]]:
     try:
         with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull), \
                 contextlib.redirect_stderr(devnull):
-            cli.main([*args, "-d", url, "-q"], standalone_mode=False)
+            cli.main([*args, "-d", url, "-q", "-o", "count"], standalone_mode=False)
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
     return captured
 
 
-def plan_nodes(plan: dict):
-    yield plan
-    for child in plan.get("Plans", ()):
-        yield from plan_nodes(child)
+def batch_statements(statements, table: str) -> list[tuple[str, tuple]]:
+    changing = re.compile(rf'^(UPDATE|DELETE\s+FROM)\s+"?{table}\b')
+    return [(s, p) for s, p in statements if changing.search(s)]
 
 
-def explain(url: str, sql: str, params) -> list[dict]:
-    import psycopg2
+def temporary_setup(statements, until: int) -> list[tuple[str, tuple]]:
+    """The statements before `until` that make the temporary tables a batch
+    statement reads (they exist only on the command's own connection)."""
+    making = re.compile(r"^\s*(CREATE\s+TEMPORARY|ALTER\s+TABLE\s+pg_temp|ANALYZE|INSERT\s+INTO\s+\"?pg_temp)",
+                        re.IGNORECASE)
+    return [(s, p) for s, p in statements[:until] if making.search(s)]
 
-    conn = psycopg2.connect(url)
+
+def explain(url: str, sql: str, params, setup=()) -> str:
+    """EXPLAIN (ANALYZE, BUFFERS) of one statement (after `setup`), rolled back."""
+    conn = _connect(url)
     try:
         cur = conn.cursor()
-        cur.execute("EXPLAIN (FORMAT JSON) " + sql, params)
-        return list(plan_nodes(cur.fetchone()[0][0]["Plan"]))
+        for statement, values in setup:
+            cur.execute(statement, values)
+        cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+        return "\n".join(r[0] for r in cur.fetchall())
     finally:
         conn.rollback()
         conn.close()
 
 
-def describe(nodes: list[dict], table: str) -> tuple[str, bool]:
-    """('Index Scan using x', whether every read of `table` goes through an index)."""
-    words, indexed = set(), True
-    for node in nodes:
-        if node.get("Relation Name") != table or node["Node Type"] == "ModifyTable":
-            continue
-        kind = node["Node Type"]
-        if kind == "Bitmap Heap Scan":
-            names = sorted({n["Index Name"] for n in plan_nodes(node) if "Index Name" in n})
-            words.add(f"Bitmap Heap Scan on {', '.join(names)}")
-        elif "Index Name" in node:
-            words.add(f"{kind} using {node['Index Name']}")
-        else:
-            words.add(kind)
-            indexed = False
-    return "; ".join(sorted(words)) or "-", indexed and bool(words)
-
-
-def check_plans(server: Server, scenario: str, nitejarctl_args: list[str]) -> dict:
-    """EXPLAIN the key scans and the batched changes of a bulk command on PostgreSQL:
-    {'statements': n, 'key scan': (plan, indexed), 'change': (plan, indexed)}."""
-    table = PLANNED[scenario]
-    ran = server.copy_database(f"{server.template}_capture")
-    fresh = server.copy_database(f"{server.template}_explain")
+def check_plans(server, template: str, scenario: Scenario) -> tuple[str, str, bool]:
+    """Run `scenario` on a copy of `template`: (how many batches and one of
+    them, its plan, whether every read of the table is a range or an index —
+    or the change was one statement)."""
+    ran = server.copy_database(f"{template}_capture", template)
     try:
-        statements = capture_sql(nitejarctl_args, ran)
-        keys = [(s, p) for s, p in statements if s.startswith("SELECT MAX(")]
-        changing = re.compile(rf'\b(UPDATE|DELETE\s+FROM)\s+"?{table}\b')  # also inside WITH … AS (…)
-        changes = [(s, p) for s, p in statements if changing.search(s)]
-        result = {"statements": len(statements)}
-        for label, found in (("key scan", keys), ("change", changes)):
-            if not found:
-                result[label] = ("not found", False)
-                continue
-            # the first batch and a later one (the key range then starts after a key)
-            picks = [found[0]] + ([found[len(found) // 2]] if len(found) > 2 else [])
-            described = [describe(explain(fresh, s, p), table) for s, p in picks]
-            result[label] = ("; ".join(sorted({d for d, _ in described})), all(ok for _, ok in described))
-        return result
+        every = capture_sql(scenario.args, ran)
     finally:
-        server.drop(f"{server.template}_capture")
-        server.drop(f"{server.template}_explain")
+        server.drop(f"{template}_capture")
+    statements = batch_statements(every, scenario.table)
+    if not statements:
+        return "", "no batch statement captured", False
+    sql, params = statements[len(statements) // 2]  # one from the middle: its range starts after a key
+    fresh = server.copy_database(f"{template}_explain", template)
+    try:
+        plan = explain(fresh, sql, params, temporary_setup(every, every.index((sql, params))))
+    finally:
+        server.drop(f"{template}_explain")
+    scans = [line for line in plan.splitlines() if f" on {scenario.table}" in line and "Scan" in line]
+    # A change done in one statement may read the whole table once, as the
+    # statement alone does; a batch of several must read its own part only.
+    ok = bool(scans) and (len(statements) == 1 or all(any(read in line for read in READS) for line in scans))
+    shown = _short(sql, params)
+    return f"{len(statements)} {'batch' if len(statements) == 1 else 'batches'}; this one: {shown}", plan, ok
 
 
-# --------------------------------------------------------------------- run
+def _short(sql: str, params) -> str:
+    text = " ".join(sql.split())
+    return (text[:300] + " …") if len(text) > 300 else text
 
 
-@dataclass
-class Row:
-    scenario: str
-    sqlite_s: float | None = None
-    baseline_s: float | None = None
-    pg_s: float | None = None
-    pg_over_sqlite: float | None = None
-    sqlite_rows: int | None = None
-    pg_rows: int | None = None
-    sqlite_statements: int | None = None
-    pg_statements: int | None = None
-    pg_mb: float | None = None
-    plan: dict = field(default_factory=dict)
-    status: str = "SKIP"
-    notes: list = field(default_factory=list)
+# ---------------------------------------------------------------- printing
+
+
+def print_table(rows: list[Row], env: dict, compare: bool) -> None:
+    fmt = sqlite_bench.fmt
+    print(f"nitejarctl on PostgreSQL {env['postgresql']} (durable commits) — {env['scale']} scale; "
+          f"{env['cpus']} CPUs, median of {env['rounds']} interleaved rounds, {env['date']}")
+    cols = ["op", "keys", "count s", "pipe s"] + (["before s"] if compare else []) + \
+        ["one statement s", "count ×", "pipe ×"] + (["before ×"] if compare else []) + \
+        ["pipe MB", "rows", "target", "result"]
+    table = []
+    for r in rows:
+        c = r.cells
+        base = c.get("baseline")
+        b = base.median if base else None
+
+        def s(v, c=c):
+            return fmt(c[v].median, ".2f") if v in c else "-"
+
+        def x(v, c=c, b=b):
+            return fmt(c[v].median / b, ".2f") if v in c and b else "-"
+
+        mb = max(c["pipe"].peak_mb) if "pipe" in c else (max(c["count"].peak_mb) if "count" in c else None)
+        work = next((cell.work for cell in c.values() if cell.work is not None), None)
+        table.append([r.scenario, r.keys, s("count"), s("pipe")] + ([s("before")] if compare else []) +
+                     [fmt(b, ".2f"), x("count"), x("pipe")] + ([x("before")] if compare else []) +
+                     [fmt(mb, ".0f"), fmt(work, ",d", ""), r.target, r.status])
+    widths = [max(len(cname), *(len(t[i]) for t in table)) for i, cname in enumerate(cols)]
+    print("  ".join(cname.ljust(w) for cname, w in zip(cols, widths)))
+    print("  ".join("-" * w for w in widths))
+    for t in table:
+        print("  ".join(v.ljust(w) for v, w in zip(t, widths)))
+    notes = [(r.scenario, r.keys, n) for r in rows for n in r.notes]
+    if notes:
+        print()
+        for name, keys, note in notes:
+            print(f"  {name} ({keys}): {note}")
+    plans = [r for r in rows if r.plan]
+    for r in plans:
+        print(f"\n-- {r.scenario} ({r.keys} keys): {r.plan}")
 
 
 def main(argv=None) -> int:
-    names = [s.name for s in sqlite_bench.SCENARIOS if not s.startup]
+    names = [s.name for s in SCENARIOS]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--db", required=True, help="a database made by bench/generate.py")
+    parser.add_argument("--db", action="append", required=True,
+                        help="a database made by bench/generate.py (repeat: one per key shape)")
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--pg", metavar="URL", help="a PostgreSQL server (a superuser's URL to a database)")
     where.add_argument("--start-server", action="store_true", help="run a throwaway local server")
     parser.add_argument("--only", help=f"comma-separated scenarios ({','.join(names)})")
-    parser.add_argument("--repeat", type=int, help="runs per scenario on each backend (median)")
-    parser.add_argument("--skip-sqlite", action="store_true", help="PostgreSQL only")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (the median counts)")
+    parser.add_argument("--compare", metavar="NITEJARCTL", help="another nitejarctl to time beside this one")
+    parser.add_argument("--no-explain", dest="explain", action="store_false", help="skip the plans")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--nitejarctl", help="the nitejarctl executable (default: from PATH)")
+    parser.add_argument("--nitejarctl", help="the nitejarctl executable (default: the one beside this Python)")
     args = parser.parse_args(argv)
-    selected = [s for s in sqlite_bench.SCENARIOS if not s.startup]
+    selected = SCENARIOS
     if args.only:
         wanted = {n.strip() for n in args.only.split(",") if n.strip()}
         unknown = sorted(wanted - set(names))
         if unknown:
             parser.error(f"unknown scenario(s): {', '.join(unknown)}")
-        selected = [s for s in selected if s.name in wanted]
-
-    def log(message: str) -> None:
-        if not args.json:
-            print(message, file=sys.stderr, flush=True)
-
-    db = os.path.abspath(args.db)
-    runner = sqlite_bench.Runner(argparse.Namespace(db=db, repeat=args.repeat, json=True, keep=False,
-                                                    work_dir=None, nitejarctl=args.nitejarctl))
-    repeat = runner.repeat
-    server = Server(args.pg)
-    rows: list[Row] = []
-    loaded: dict = {"seconds": None, "steps": {}}
+        selected = [s for s in SCENARIOS if s.name in wanted]
+    shapes = {}
+    for path in args.db:
+        path = os.path.abspath(path)
+        meta = sqlite_bench.load_meta(path)
+        shapes[meta.get("keys", "random")] = (path, meta)
+    server = pg_server.Server(args.pg)
+    bench = Bench(args, server, shapes)
     try:
         version = server.version()
-        log(f"loading {db} ({runner.meta.get('scale')} scale) into PostgreSQL {version} …")
-        loaded = load(server, db, runner.meta, runner.nitejarctl, log)
-        log(f"  loaded in {loaded['seconds']}s")
-        for scenario in selected:
-            log(f"- {scenario.name} …")
-            row = Row(scenario.name)
-            rows.append(row)
-            try:
-                if not args.skip_sqlite:
-                    result = runner.run(scenario)
-                    row.sqlite_s, row.baseline_s, row.sqlite_rows = (result.nitejarctl_s, result.baseline_s,
-                                                                     result.work)
-                    row.notes += [f"sqlite: {n}" for n in result.notes]
-                    if result.status == "ERROR":
-                        raise RuntimeError("; ".join(result.notes))
-                if time.time() - loaded["t0"] > RELOAD_AFTER:
-                    log("  (reloading: the data is older than its safety gap)")
-                    loaded = load(server, db, runner.meta, runner.nitejarctl, log)
-                times, peaks = [], []
-                for _ in range(repeat):
-                    url = server.copy_database(f"{server.template}_run")
-                    out = os.path.join(runner.work_dir, f"{scenario.name}.pg.out")
-                    m = sqlite_bench.measure([runner.nitejarctl, *scenario.args, "-d", url, "-q"],
-                                             stdout_path=out if scenario.output_file else None)
-                    if m.code != 0:
-                        raise RuntimeError(f"nitejarctl on PostgreSQL exited {m.code}: "
-                                           f"{sqlite_bench.last_line(m.stderr)}")
-                    times.append(m.seconds)
-                    peaks.append(m.peak_mb)
-                    row.pg_rows = pg_work(scenario.name, url, loaded["t0"], runner.meta["counts"], out)
-                    server.drop(f"{server.template}_run")
-                import statistics
-
-                row.pg_s = statistics.median(times)
-                row.pg_mb = max(peaks)
-                if row.sqlite_s:
-                    row.pg_over_sqlite = row.pg_s / row.sqlite_s
-                if scenario.name in BULK:
-                    copy = os.path.join(runner.work_dir, "statements.db")
-                    sqlite_bench.rebase(db, runner.meta, quiet=True)
-                    sqlite_bench.fresh_copy(db, copy)
-                    row.sqlite_statements = count_statements([runner.nitejarctl, *scenario.args, "-d", copy, "-q"])
-                    sqlite_bench.remove_copy(copy)
-                    url = server.copy_database(f"{server.template}_run")
-                    row.pg_statements = count_statements([runner.nitejarctl, *scenario.args, "-d", url, "-q"])
-                    server.drop(f"{server.template}_run")
-                if scenario.name in PLANNED:
-                    row.plan = check_plans(server, scenario.name, scenario.args)
-                row.status = "PASS"
-                if row.sqlite_rows is not None and row.sqlite_rows != row.pg_rows:
+        rows = bench.run(selected)
+        if args.explain:
+            for row in rows:
+                scenario = selected_by_name(selected)[row.scenario]
+                if scenario.table is None:
+                    continue
+                bench.fresh(row.keys)
+                head, plan, ok = check_plans(server, bench.template(row.keys), scenario)
+                row.plan = f"{head}\n{plan}"
+                if not ok:
                     row.status = "FAIL"
-                    row.notes.append(f"different work: {row.sqlite_rows} rows on SQLite, {row.pg_rows} on PostgreSQL")
-                # A loop over rows (or conversations) sends at least one statement per row.
-                limit = 20 + max(row.sqlite_rows or 0, row.pg_rows or 0) / 10
-                for backend, n in (("SQLite", row.sqlite_statements), ("PostgreSQL", row.pg_statements)):
-                    if n is not None and n > limit:
-                        row.status = "FAIL"
-                        row.notes.append(f"{n} statements on {backend}: a loop over rows?")
-                for label in ("key scan", "change"):
-                    if label in row.plan and not row.plan[label][1]:
-                        row.status = "FAIL"
-                        row.notes.append(f"PostgreSQL {label} without an index: {row.plan[label][0]}")
-            except Exception as exc:  # report and go on
-                row.status = "ERROR"
-                row.notes.append(f"{type(exc).__name__}: {exc}")
-            log(f"  {row.status}" + "".join(f"; {n}" for n in row.notes))
+                    row.notes.append("a batch of several reads its table without a range or an index (Seq Scan)")
     finally:
-        server.drop(f"{server.template}_run")
+        for keys in shapes:
+            server.drop(bench.template(keys))
         server.stop()
-        shutil.rmtree(runner.work_dir, ignore_errors=True)
-    env = {"scale": runner.meta.get("scale"), "counts": runner.meta.get("counts"), "repeat": repeat,
-           "postgresql": version, "sqlite": sqlite3.sqlite_version,
+        shutil.rmtree(bench.work_dir, ignore_errors=True)
+    meta = next(iter(shapes.values()))[1]
+    env = {"scale": meta.get("scale"), "postgresql": version, "rounds": args.rounds,
            "python": platform.python_version(), "cpus": os.cpu_count(),
-           "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "load": loaded}
+           "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "load": bench.loaded}
     if args.json:
         json.dump({"environment": env, "results": [asdict(r) for r in rows]}, sys.stdout, indent=2)
         print()
     else:
-        print_table(rows, env)
+        print_table(rows, env, bool(args.compare))
     return 1 if any(r.status in ("FAIL", "ERROR") for r in rows) else 0
-
-
-def print_table(rows: list[Row], env: dict) -> None:
-    fmt = sqlite_bench.fmt
-    load_steps = ", ".join(f"{k} {v}s" for k, v in env["load"]["steps"].items())
-    print(f"nitejarctl bench, SQLite and PostgreSQL — {env['scale']} scale; {env['cpus']} CPUs, "
-          f"SQLite {env['sqlite']}, PostgreSQL {env['postgresql']}, median of {env['repeat']} run(s), "
-          f"{env['date']}")
-    print(f"PostgreSQL load: {env['load']['seconds']}s ({load_steps})")
-    cols = ("scenario", "SQLite s", "sqlite3 s", "PG s", "PG/SQLite", "rows SQLite", "rows PG",
-            "stmts SQLite", "stmts PG", "PG plan (key scan | change)", "result")
-    table = []
-    for r in rows:
-        plan = " | ".join(r.plan[k][0] for k in ("key scan", "change") if k in r.plan)
-        table.append((r.scenario, fmt(r.sqlite_s, ".3f"), fmt(r.baseline_s, ".3f"), fmt(r.pg_s, ".3f"),
-                      fmt(r.pg_over_sqlite, ".2f"), fmt(r.sqlite_rows, ",d", ""), fmt(r.pg_rows, ",d", ""),
-                      fmt(r.sqlite_statements, "d", ""), fmt(r.pg_statements, "d", ""), plan, r.status))
-    widths = [max(len(c), *(len(t[i]) for t in table)) for i, c in enumerate(cols)]
-    print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
-    print("  ".join("-" * w for w in widths))
-    for t in table:
-        print("  ".join(v.ljust(w) for v, w in zip(t, widths)))
-    notes = [(r.scenario, n) for r in rows for n in r.notes]
-    if notes:
-        print()
-        for name, note in notes:
-            print(f"  {name}: {note}")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,19 @@
 """Time nitejarctl against raw sqlite3 baselines on a generated database.
 
-    python bench/run.py --db PATH [--only name,…] [--repeat N] [--json] [--keep]
+    python bench/run.py --db PATH [--only name,…] [--rounds N] [--compare NITEJARCTL] [-v] [--json] [--keep]
 
-For each scenario the runner shifts the generated data to the current clock
-(see generate.py), makes two fresh copies of the file, runs
-`nitejarctl … -d COPY -q` on one and `python bench/baselines.py SCENARIO COPY`
-on the other — each as a child process whose wall time and peak RSS
-(os.wait4) are its own — checks that both did exactly the same work by
-comparing the two copies, and prints one row per scenario. The startup
-scenarios (help, complete) compare with `python -c "import click"`.
+In each of N interleaved rounds (default 3) every scenario runs once: the
+runner shifts the generated data to the current clock (see generate.py), makes
+fresh copies of the file, runs `nitejarctl … -d COPY -q` on one and
+`python bench/baselines.py SCENARIO COPY` on another (and, with --compare,
+another nitejarctl on a third), in an order that rotates from round to round —
+each as a child process whose wall time and peak RSS (os.wait4) are its own —
+checks that they did exactly the same work by comparing the copies, and in the
+end prints one row per scenario: the medians of the rounds. With -v nitejarctl
+runs with -v, and the line where it says how its time went (start-up,
+statements, write lock, reading and formatting rows, checkpoints) is printed
+for each round. The startup scenarios (help, complete) compare with
+`python -c "import click"`.
 
 A scenario whose nitejarctl command does not exist yet is reported as SKIP.
 """
@@ -32,6 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BASELINES = os.path.join(HERE, "baselines.py")
 WEEK = 7 * 86400
 STARTUP_REPEAT = 11
+ROUNDS = 3
 REBASE_AFTER = 60  # seconds of drift tolerated before the data is shifted again
 FLAT_LIMIT = 100  # compaction: conversations in the small run of the memory check
 FLAT_SLACK_MB = 15.0
@@ -56,9 +62,10 @@ SCENARIOS = [
     Scenario("sessions-close-stale", ["sessions", "close", "--stale", "1h"], 1.5),
     Scenario("sessions-purge", ["sessions", "purge", "--older-than", "1d", "--yes"], 1.5),
     Scenario("memories-decay", ["memories", "decay"], 1.5),
-    Scenario("memories-prune", ["memories", "prune", "--below", "0.1", "--yes"], 1.5),
+    Scenario("memories-prune", ["memories", "prune", "--below", "0.1", "--keep", "1000000", "--yes"], 1.5),
+    Scenario("memories-prune-capped", ["memories", "prune", "--below", "0.1", "--yes"], 1.5),
     Scenario("idempotency-prune", ["idempotency", "prune", "--older-than", "30d", "--yes"], 1.5),
-    Scenario("compaction-run", ["compaction", "run"], 1.0, flat_check=True),
+    Scenario("compaction-run", ["compaction", "run"], 0.8, flat_check=True),
 ]
 COMPLETION_ENV = {"COMP_WORDS": "nitejarctl sessions close ", "COMP_CWORD": "3",
                   "_NITEJARCTL_COMPLETE": "bash_complete"}
@@ -86,7 +93,10 @@ class Result:
     mem_target_mb: float | None = None
     work: int | None = None
     runs: int = 0
+    before_s: float | None = None  # --compare: the other nitejarctl
+    before_ratio: float | None = None
     notes: list = field(default_factory=list)
+    timings: list = field(default_factory=list)  # -v: where nitejarctl's time went, each round
 
 
 # ----------------------------------------------------------------- measuring
@@ -254,7 +264,7 @@ def verify(scenario: str, a_path: str, b_path: str, t0: int, counts: dict, ctx: 
             diff += abs(scalar(conn, "SELECT count(*) FROM main.agent_memories")
                         - scalar(conn, "SELECT count(*) FROM other.agent_memories"))
             work = scalar(conn, "SELECT count(*) FROM main.agent_memories WHERE updated_at > ?", (t0,))
-        elif scenario == "memories-prune":
+        elif scenario in ("memories-prune", "memories-prune-capped"):
             diff = _same(conn, "agent_memories", "id, strength")
             work = counts["agent_memories"] - scalar(conn, "SELECT count(*) FROM main.agent_memories")
         elif scenario == "idempotency-prune":
@@ -288,25 +298,33 @@ def beside_python() -> str | None:
 
 
 class Runner:
+    """The scenarios in interleaved rounds: each round runs every database
+    scenario once — nitejarctl, its baseline and, with --compare, the other
+    nitejarctl, in an order that rotates from one round to the next — so that
+    a busy moment of the machine weighs on every scenario and every side
+    alike; the medians of the rounds are compared."""
+
     def __init__(self, args):
         self.db = os.path.abspath(args.db)
         self.meta = load_meta(self.db)
         self.nitejarctl = args.nitejarctl or beside_python() or shutil.which("nitejarctl")
         if not self.nitejarctl:
             sys.exit("nitejarctl is not on PATH (pip install -e .), or pass --nitejarctl")
-        small = self.meta.get("scale") == "small"
-        self.repeat = args.repeat or (3 if small else 1)
+        self.compare = getattr(args, "compare", None)
+        self.verbose = getattr(args, "verbose", False)
+        self.rounds = args.rounds or ROUNDS
         self.quiet = args.json
         self.keep = args.keep
         self.work_dir = args.work_dir or os.path.join(os.path.dirname(self.db), f"run-{os.getpid()}")
         os.makedirs(self.work_dir, exist_ok=True)
+        self._samples: dict[str, dict[str, list]] = {}
 
     def log(self, message: str) -> None:
         if not self.quiet:
             print(message, file=sys.stderr, flush=True)
 
-    def nitejar(self, args, copy=None):
-        argv = [self.nitejarctl, *args]
+    def nitejar(self, args, copy=None, exe=None):
+        argv = [exe or self.nitejarctl, *args]
         if copy is not None:
             argv += ["-d", copy, "-q"]
         return argv
@@ -319,17 +337,43 @@ class Runner:
             return None
         return last_line(probe.stderr) or f"exit {probe.returncode}"
 
-    def run(self, scenario: Scenario) -> Result:
-        result = Result(scenario.name, target=scenario.target, mem_target_mb=scenario.mem_target_mb)
-        try:
-            if scenario.startup:
-                self.run_startup(scenario, result)
-            else:
-                self.run_database(scenario, result)
-        except Exception as exc:  # report and go on with the other scenarios
-            result.status = "ERROR"
-            result.notes.append(f"runner: {type(exc).__name__}: {exc}")
-        return result
+    def run_all(self, selected: list[Scenario]) -> list[Result]:
+        results = {s.name: Result(s.name, target=s.target, mem_target_mb=s.mem_target_mb) for s in selected}
+        rounds = [s for s in selected if not s.startup]
+        for scenario in selected:
+            result = results[scenario.name]
+            try:
+                if scenario.startup:
+                    self.log(f"- {scenario.name} …")
+                    self.run_startup(scenario, result)
+                elif (why := self.missing_command(scenario)):
+                    result.notes.append(why)
+                    rounds.remove(scenario)
+            except Exception as exc:  # report and go on with the other scenarios
+                result.status = "ERROR"
+                result.notes.append(f"runner: {type(exc).__name__}: {exc}")
+        for round_ in range(self.rounds):
+            self.log(f"round {round_ + 1} of {self.rounds}")
+            for scenario in rounds:
+                result = results[scenario.name]
+                if result.status == "ERROR":
+                    continue
+                try:
+                    self.run_round(scenario, result, round_)
+                except Exception as exc:
+                    result.status = "ERROR"
+                    result.notes.append(f"runner: {type(exc).__name__}: {exc}")
+        for scenario in rounds:
+            result = results[scenario.name]
+            if result.status == "ERROR":
+                continue
+            samples = self._samples[scenario.name]
+            self.conclude(result, samples["a"], samples["b"], samples.get("c"))
+            if result.notes and result.status == "PASS":
+                result.status = "FAIL"
+            if scenario.flat_check:
+                self.flat_check(scenario, result)
+        return [results[s.name] for s in selected]
 
     # startup: --help and a completion request against `python -c "import click"`
     def run_startup(self, scenario: Scenario, result: Result) -> None:
@@ -354,7 +398,7 @@ class Runner:
         baseline = [sys.executable, "-c", "import click"]
         measure(baseline)  # warm-up
         ours, theirs = [], []
-        for i in range(max(self.repeat, STARTUP_REPEAT)):
+        for i in range(STARTUP_REPEAT):
             pair = [(ours, argv, env), (theirs, baseline, None)]
             for bucket, command, environment in (pair if i % 2 == 0 else pair[::-1]):
                 m = measure(command, env=environment)
@@ -363,60 +407,55 @@ class Runner:
                 bucket.append(m)
         self.conclude(result, ours, theirs)
 
-    # database scenarios: nitejarctl and the baseline on fresh copies
-    def run_database(self, scenario: Scenario, result: Result) -> None:
-        why = self.missing_command(scenario)
-        if why:
-            result.notes.append(why)
-            return
-        ours, theirs = [], []
-        for i in range(self.repeat):
-            rebase(self.db, self.meta, quiet=self.quiet)
-            t0 = self.meta["t0"]
-            a = os.path.join(self.work_dir, f"{scenario.name}.nitejarctl.db")
-            b = os.path.join(self.work_dir, f"{scenario.name}.baseline.db")
-            fresh_copy(self.db, a)
-            fresh_copy(self.db, b)
-            os.sync()
-            ctx = {"a_out": os.path.join(self.work_dir, f"{scenario.name}.nitejarctl.out"),
-                   "b_out": os.path.join(self.work_dir, f"{scenario.name}.baseline.out")}
-            runs = {
-                "a": (self.nitejar(scenario.args, a), ctx["a_out"] if scenario.output_file else None),
-                "b": ([sys.executable, BASELINES, scenario.name, b],
-                      ctx["b_out"] if scenario.output_file else None),
-            }
-            measured = {}
-            for key in ("a", "b") if i % 2 == 0 else ("b", "a"):
-                argv, out = runs[key]
-                measured[key] = measure(argv, stdout_path=out)
-            for key, who in (("a", "nitejarctl"), ("b", "baseline")):
-                if measured[key].code != 0:
-                    result.status = "ERROR"
-                    result.notes.append(f"{who} exited {measured[key].code}: "
-                                        f"{last_line(measured[key].stderr)}")
-            if result.status == "ERROR":
-                return
-            ctx["a_started"], ctx["b_started"] = measured["a"].started, measured["b"].started
-            if time.time() - t0 > self.meta["gap"]:
-                result.notes.append("the runs took longer than the data's safety gap: "
-                                    "boundary rows may differ")
-            work, problems = verify(scenario.name, a, b, t0, self.meta["counts"], ctx)
-            result.work = work
-            if work == 0:
-                problems.append("no rows changed: nothing was measured")
-            for problem in problems:
-                if problem not in result.notes:
-                    result.notes.append(problem)
-            ours.append(measured["a"])
-            theirs.append(measured["b"])
-            if not self.keep:
-                remove_copy(a)
-                remove_copy(b)
-        self.conclude(result, ours, theirs)
-        if result.notes and result.status == "PASS":
-            result.status = "FAIL"
-        if scenario.flat_check:
-            self.flat_check(scenario, result)
+    # database scenarios: nitejarctl, the baseline (and the other nitejarctl) on fresh copies
+    def run_round(self, scenario: Scenario, result: Result, round_: int) -> None:
+        rebase(self.db, self.meta, quiet=self.quiet)
+        t0 = self.meta["t0"]
+        sides = ["a", "b"] + (["c"] if self.compare else [])
+        paths = {k: os.path.join(self.work_dir, f"{scenario.name}.{k}.db") for k in sides}
+        for path in paths.values():
+            fresh_copy(self.db, path)
+        os.sync()
+        outs = {k: os.path.join(self.work_dir, f"{scenario.name}.{k}.out") for k in sides}
+        verbose = ["-v"] if self.verbose else []
+        runs = {"a": self.nitejar([*scenario.args, *verbose], paths["a"]),
+                "b": [sys.executable, BASELINES, scenario.name, paths["b"]],
+                "c": self.nitejar(scenario.args, paths.get("c"), exe=self.compare)}
+        shift = round_ % len(sides)
+        measured = {}
+        for key in sides[shift:] + sides[:shift]:
+            measured[key] = measure(runs[key], stdout_path=outs[key] if scenario.output_file else None)
+        names = {"a": "nitejarctl", "b": "baseline", "c": "compared"}
+        for key in sides:
+            if measured[key].code != 0:
+                raise RuntimeError(f"{names[key]} exited {measured[key].code}: {last_line(measured[key].stderr)}")
+        if time.time() - t0 > self.meta["gap"]:
+            result.notes.append("the runs took longer than the data's safety gap: boundary rows may differ")
+        problems = []
+        for key in [k for k in sides if k != "b"]:
+            ctx = {"a_out": outs[key], "b_out": outs["b"], "a_started": measured[key].started,
+                   "b_started": measured["b"].started}
+            work, found = verify(scenario.name, paths[key], paths["b"], t0, self.meta["counts"], ctx)
+            problems += [f"{names[key]}: {p}" if key == "c" else p for p in found]
+            if key == "a":
+                result.work = work
+                if work == 0:
+                    problems.append("no rows changed: nothing was measured")
+        for problem in problems:
+            if problem not in result.notes:
+                result.notes.append(problem)
+        samples = self._samples.setdefault(scenario.name, {})
+        for key in sides:
+            samples.setdefault(key, []).append(measured[key])
+        if self.verbose:
+            spent = [line for line in measured["a"].stderr.splitlines() if line.startswith("-- time: ")]
+            result.timings.append(f"round {round_ + 1}, {measured['a'].seconds:.2f} s: "
+                                  + (spent[-1][len("-- time: "):] if spent else "(no figures)"))
+        self.log(f"  {scenario.name}: " + ", ".join(f"{names[k]} {measured[k].seconds:.2f}s"
+                                                    for k in sides))
+        if not self.keep:
+            for path in paths.values():
+                remove_copy(path)
 
     def flat_check(self, scenario: Scenario, result: Result) -> None:
         """Peak memory over every conversation vs over FLAT_LIMIT of them."""
@@ -435,13 +474,16 @@ class Runner:
         if not flat and result.status == "PASS":
             result.status = "FAIL"
 
-    def conclude(self, result: Result, ours: list, theirs: list) -> None:
+    def conclude(self, result: Result, ours: list, theirs: list, before: list | None = None) -> None:
         result.runs = len(ours)
         result.nitejarctl_s = statistics.median(m.seconds for m in ours)
         result.baseline_s = statistics.median(m.seconds for m in theirs)
         result.nitejarctl_mb = max(m.peak_mb for m in ours)
         result.baseline_mb = max(m.peak_mb for m in theirs)
         result.ratio = result.nitejarctl_s / result.baseline_s
+        if before:
+            result.before_s = statistics.median(m.seconds for m in before)
+            result.before_ratio = result.before_s / result.baseline_s
         ok = result.ratio <= result.target
         if result.mem_target_mb is not None and result.nitejarctl_mb >= result.mem_target_mb:
             ok = False
@@ -455,15 +497,18 @@ def fmt(value, spec: str, empty: str = "-") -> str:
     return empty if value is None else format(value, spec)
 
 
-def print_table(results: list[Result], header: str) -> None:
-    cols = ("scenario", "nitejarctl s", "baseline s", "ratio", "target", "nitejarctl MB",
-            "baseline MB", "MB target", "rows", "result")
+def print_table(results: list[Result], header: str, compare: bool = False) -> None:
+    cols = ["scenario", "nitejarctl s", "baseline s", "ratio", "target"]
+    cols += ["compared s", "compared ratio"] if compare else []
+    cols += ["nitejarctl MB", "baseline MB", "MB target", "rows", "result"]
     rows = []
     for r in results:
-        rows.append((r.scenario, fmt(r.nitejarctl_s, ".3f"), fmt(r.baseline_s, ".3f"),
-                     fmt(r.ratio, ".2f"), f"<= {r.target:.1f}x", fmt(r.nitejarctl_mb, ".1f"),
-                     fmt(r.baseline_mb, ".1f"), "< " + fmt(r.mem_target_mb, ".0f") if r.mem_target_mb else "",
-                     fmt(r.work, ",d", ""), r.status))
+        row = [r.scenario, fmt(r.nitejarctl_s, ".3f"), fmt(r.baseline_s, ".3f"), fmt(r.ratio, ".2f"),
+               f"<= {r.target:.1f}x"]
+        row += [fmt(r.before_s, ".3f"), fmt(r.before_ratio, ".2f")] if compare else []
+        row += [fmt(r.nitejarctl_mb, ".1f"), fmt(r.baseline_mb, ".1f"),
+                "< " + fmt(r.mem_target_mb, ".0f") if r.mem_target_mb else "", fmt(r.work, ",d", ""), r.status]
+        rows.append(row)
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
     print(header)
     print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cols, widths))))
@@ -475,11 +520,16 @@ def print_table(results: list[Result], header: str) -> None:
         print()
         for name, note in notes:
             print(f"  {name}: {note}")
+    spent = [(r.scenario, t) for r in results for t in r.timings]
+    if spent:
+        print("\nwhere nitejarctl's time went (-v):")
+        for name, line in spent:
+            print(f"  {name}, {line}")
 
 
 def environment(meta: dict, runner: Runner) -> dict:
-    return {"scale": meta.get("scale"), "counts": meta.get("counts"),
-            "repeat": runner.repeat, "python": platform.python_version(),
+    return {"scale": meta.get("scale"), "keys": meta.get("keys", "random"), "counts": meta.get("counts"),
+            "rounds": runner.rounds, "python": platform.python_version(),
             "sqlite": sqlite3.sqlite_version, "cpus": os.cpu_count(),
             "date": time.strftime("%Y-%m-%d %H:%M:%S %z")}
 
@@ -489,8 +539,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", required=True, help="a database made by bench/generate.py")
     parser.add_argument("--only", help=f"comma-separated scenarios ({','.join(names)})")
-    parser.add_argument("--repeat", type=int, help="runs per scenario; the median counts "
-                        "(default 3 at small scale, 1 at large; at least 11 for help/complete)")
+    parser.add_argument("--rounds", "--repeat", type=int, dest="rounds",
+                        help=f"interleaved rounds; the medians count [default: {ROUNDS}; help and complete "
+                             f"run {STARTUP_REPEAT} times]")
+    parser.add_argument("--compare", metavar="NITEJARCTL",
+                        help="another nitejarctl (say, the previous release) timed in the same rounds")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="run nitejarctl with -v and print where each run spent its time")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the copies the commands ran on")
     parser.add_argument("--work-dir", help="where the copies go (default: next to --db)")
@@ -506,15 +561,9 @@ def main(argv=None) -> int:
         selected = [s for s in SCENARIOS if s.name in wanted]
     runner = Runner(args)
     env = environment(runner.meta, runner)
-    runner.log(f"database {runner.db} ({env['scale']} scale); copies in {runner.work_dir}")
-    results = []
+    runner.log(f"database {runner.db} ({env['scale']} scale, {env['keys']} keys); copies in {runner.work_dir}")
     try:
-        for scenario in selected:
-            runner.log(f"- {scenario.name} …")
-            result = runner.run(scenario)
-            runner.log(f"  {result.status}" + (f" ratio {result.ratio:.2f}" if result.ratio else "")
-                       + "".join(f"; {n}" for n in result.notes))
-            results.append(result)
+        results = runner.run_all(selected)
     finally:
         if not args.keep:
             shutil.rmtree(runner.work_dir, ignore_errors=True)
@@ -522,10 +571,12 @@ def main(argv=None) -> int:
         json.dump({"environment": env, "results": [asdict(r) for r in results]}, sys.stdout, indent=2)
         print()
     else:
-        header = (f"nitejarctl bench — {env['scale']} scale ({', '.join(f'{k} {v:,}' for k, v in (env['counts'] or {}).items() if k in ('sprite_sessions', 'messages', 'agent_memories', 'idempotency_keys'))}); "
+        counts = ", ".join(f"{k} {v:,}" for k, v in (env["counts"] or {}).items()
+                           if k in ("sprite_sessions", "messages", "agent_memories", "idempotency_keys"))
+        header = (f"nitejarctl bench — {env['scale']} scale ({counts}; {env['keys']} keys); "
                   f"{env['cpus']} CPUs, Python {env['python']}, SQLite {env['sqlite']}, "
-                  f"median of {runner.repeat} run(s), {env['date']}")
-        print_table(results, header)
+                  f"median of {runner.rounds} interleaved round(s), {env['date']}")
+        print_table(results, header, compare=bool(args.compare))
     return 1 if any(r.status in ("FAIL", "ERROR") for r in results) else 0
 
 

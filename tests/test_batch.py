@@ -14,9 +14,10 @@ import pytest
 from peewee import fn
 
 from nitejarctl.db import open_database, parse_url
-from nitejarctl.db.batches import Batching, Bulk, TurnLock, run
+from nitejarctl.db.batches import Batching, Bulk, run
 from nitejarctl.db.changed_rows import Before, Change
 from nitejarctl.db.checkpoints import BULK_CACHE_KIB, Schedule
+from nitejarctl.db.turns import TurnLock
 from nitejarctl.errors import OperationalProblem
 from nitejarctl.models import IdempotencyKey as K
 

@@ -363,6 +363,30 @@ def test_not_yet_compacted_is_checked_again_inside_the_write_transaction(db):
     assert sessions_of("k2", a["id"]) == [("closed", NOW)]
 
 
+@freeze_time(FROZEN)
+def test_a_limit_met_half_way_through_a_batch_resumes_after_the_last_conversation_read(db):
+    a = f.agent("ops")
+    keys = [f"k{i}" for i in range(1, 7)]
+    for key in keys:
+        f.conversation(key, a["id"], [("user", "q"), ("assistant", "a")], start=NOW - HOUR)
+    with CompactionRun(db, cutoff=NOW - 1800, limit=2, batch_size=3) as engine:
+        read = engine._read_batch
+        raced = []
+
+        def read_then_race(after):  # another run compacts k1 between our first read and our write
+            items = read(after)
+            if not raced:
+                raced.append(f.summary("k1", a["id"], id="theirs", end_time=NOW - HOUR + 60))
+            return items
+
+        engine._read_batch = read_then_race
+        outcomes = list(engine.outcomes())
+    # k1 and k2 made the limit; k1 was taken, so k3 (the batch's next one, not k4) is the second.
+    assert [(o.status, o.session_key) for o in outcomes] == [
+        ("skipped", "k1"), ("compacted", "k2"), ("compacted", "k3")]
+    assert sorted(s["session_key"] for s in summaries()) == ["k1", "k2", "k3"]
+
+
 # -------------------------------------------------------------- summarizer
 
 

@@ -418,7 +418,7 @@ def encoding_cases():
 def usage_cases():
     yield Case(("sessions", "list", "-o", "yaml"), 2, _usage(
         "sessions list", "Invalid value for '-o' / '--output': 'yaml' is not one of 'table', 'wide', "
-                         "'json', 'jsonl', 'csv', 'tsv', 'ids', 'prometheus'."))
+                         "'json', 'jsonl', 'csv', 'tsv', 'ids', 'count', 'prometheus'."))
     yield Case(("sessions", "list", "-o", "prometheus"), 2, "Error: -o prometheus is only for doctor\n")
     yield Case(("sessions", "list", "--status", "' OR 1=1 --"), 2, _usage(
         "sessions list", "Invalid value for '--status': \"' OR 1=1 --\" is not one of 'active', 'closed', "

@@ -538,7 +538,7 @@ def test_prune_spares_memories_used_after_planning(db):
 
     _prune_fixture()
     with prune.PrunePlan(db, prune.rules(db)) as plan:
-        assert plan.count == 6
+        assert plan.total == 6
         AgentMemory.update(last_accessed_at=NOW, strength=0.25).where(AgentMemory.id == "c4").execute()
         AgentMemory.update(permanent=1).where(AgentMemory.id == "l2").execute()
         rows = []

@@ -163,6 +163,7 @@ def test_text_that_is_not_utf8(populated, backend):
     assert run("memories", "list", "-o", "ids").stdout.split()[-1] == "mem-2"  # every row, the bad one too
     compacted = run("compaction", "run", "-o", "json")
     assert compacted.exit_code == 0, compacted.stderr
+    assert compacted.stderr.startswith("note: some text in this database is not valid UTF-8")
     assert len(json.loads(compacted.stdout)["compacted"]) == 2
     ids = [c["id"] for c in json.loads(compacted.stdout)["compacted"]]
     assert run("compaction", "delete", "--yes", *ids).exit_code == 0  # then again, with a summarizer

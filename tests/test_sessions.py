@@ -346,12 +346,17 @@ def test_verbose_shows_every_statement_of_a_batched_close(db, run, backend):
         session("v2", last=NOW - 60)
         result = run("sessions", "close", "--stale", "1h", "-v", "-o", "ids")
     assert (result.exit_code, result.stdout) == (0, "v1\n")
-    timed = [line.split(" ms: ", 1) for line in result.stderr.splitlines() if line.startswith("-- ")]
+    lines = result.stderr.splitlines()
+    timed = [line.split(" ms: ", 1) for line in lines if line.startswith("-- ") and " ms: " in line]
     statements = [sql for _, sql in timed]
     assert sum(bool(re.search(r"\bUPDATE\b", sql)) for sql in statements) == 1, statements  # one change
-    # the batch's key scan, and its rows (on SQLite read beside the UPDATE; on PostgreSQL returned by it)
+    # the batch's key scan, and its rows (on SQLite counted and read on a second connection; on
+    # PostgreSQL returned by the UPDATE)
     assert sum(sql.startswith(("SELECT", "WITH")) for sql in statements) >= 2, statements
     assert all(float(ms[3:]) >= 0 for ms, _ in timed)
+    # and where the time went, last
+    assert re.fullmatch(r"-- time: start-up [\d.]+ s; statements [\d.]+ s \(\d+\); write lock [\d.]+ s in 1 batch; "
+                        r".*total [\d.]+ s", lines[-1]), lines[-1]
 
 
 def test_close_stale_in_several_batches(db, run):
@@ -364,6 +369,37 @@ def test_close_stale_in_several_batches(db, run):
     assert sorted(result.stdout.split()) == ["b0", "b1", "b2", "b3", "b4"]
     assert result.stderr == "closed 5 sessions\n"
     assert {k: v for k, v in state().items() if v[0] == "active"} == {"keep": ("active", NOW)}
+
+
+ODD_KEYS = ["tab\there", "line\nbreak", "cr\rhere", "back\\slash", "\\b not a backspace",
+            "bs\x08 ff\x0c vt\x0b", "esc\x1b[31m", "é 🚀"]
+
+
+def test_close_stale_prints_odd_text_as_tsv_exactly(db, run, backend):
+    """The default output off a terminal (TSV) and ids: every character as
+    nitejarctl's TSV writes it, whichever way the backend hands the rows over
+    (on PostgreSQL the server writes them: COPY of the UPDATE … RETURNING)."""
+    with at(NOW):
+        for i, key in enumerate(ODD_KEYS):
+            session(f"o{i}", key=key, last=NOW - 2 * HOUR - i)
+        result = run("sessions", "close", "--stale", "1h", "-v", settings=Settings(batching=BY_TWO))
+    assert result.exit_code == 0, result.stderr
+    escaped = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+    rows = [expected(f"o{i}", status="closed", last=NOW, key="".join(escaped.get(c, c) for c in key))
+            for i, key in enumerate(ODD_KEYS)]
+    lines = result.stdout.split("\n")  # not splitlines(): \x0b and \x0c are a line's own
+    assert lines[0] == "\t".join(FIELDS) and lines[-1] == ""
+    assert sorted(lines[1:-1]) == sorted(tsv(rows).split("\n")[1:-1])
+    if backend == "postgresql":
+        changes = [line for line in result.stderr.split("\n") if line.startswith("-- ") and "UPDATE" in line]
+        assert len(changes) >= 4 and all("COPY (UPDATE" in line for line in changes), changes
+    with at(NOW):
+        for i, key in enumerate(ODD_KEYS):
+            session(f"p{i} {key}", last=NOW - 2 * HOUR - i)
+        ids = run("sessions", "close", "--stale", "1h", "-o", "ids", settings=Settings(batching=BY_TWO))
+    assert ids.exit_code == 0, ids.stderr
+    assert sorted(ids.stdout.split("\n")[:-1]) == sorted(f"p{i} " + "".join(escaped.get(c, c) for c in key)
+                                                         for i, key in enumerate(ODD_KEYS))
 
 
 def _fail_on(db, backend, session_id: str) -> None:
@@ -545,7 +581,7 @@ def test_batches_walk_the_status_index(sqlite_url):
         repo.purge(db, DAY, NOW, Bulk(sink=lambda rows: None, batching=one))
     finally:
         db.trace = None
-    reads = [(sql, params) for sql, params in statements if sql.startswith("SELECT")]
+    reads = [(sql, params) for sql, params in statements if sql.startswith("SELECT") and "sprite_sessions" in sql]
     assert len(reads) >= 12
     for sql, params in reads:
         plan = " ".join(r[-1] for r in db.execute_sql("EXPLAIN QUERY PLAN " + sql, params))

@@ -134,6 +134,7 @@ class RootGroup(NitejarGroup):
             if standalone_mode:
                 sys.exit(EXIT_USAGE)
             return EXIT_USAGE
+        code = None
         try:
             rv = super().main(args, prog_name or "nitejarctl", complete_var,
                               standalone_mode=False, **extra)
@@ -171,6 +172,11 @@ class RootGroup(NitejarGroup):
                     self._settings.close()
                 except Exception:  # closing after an error must not mask it
                     pass
+            timings = sys.modules.get("nitejarctl.timings")
+            if timings is not None and timings.enabled:
+                if code == 0:  # -v: where the time went (an error's line stays the last)
+                    click.echo(timings.summary(), err=True)
+                timings.reset()
         if standalone_mode:
             sys.exit(code)
         return code

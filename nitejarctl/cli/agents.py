@@ -56,7 +56,7 @@ def agents():
     """
 
 
-@agents.command(name="list")
+@agents.command(name="list", counts=True)
 @click.option("--status", help="Only agents with this status (idle, busy, …).")
 @listing_options
 @pass_settings

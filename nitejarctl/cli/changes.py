@@ -11,11 +11,12 @@ on SIGTERM, 1 on an error.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sys
 
 from nitejarctl.cli.context import say
-from nitejarctl.cli.options import TABLE_LIMIT
+from nitejarctl.cli.options import COUNT, TABLE_LIMIT
 from nitejarctl.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted, Terminated
 
 
@@ -63,19 +64,24 @@ def run_bulk(settings, change, *, fields, columns, words: Words, dry_run: bool =
     values of the rows it reports; `remaining()` counts the rows still to
     change, or `total` is known beforehand (for the progress bar, and an
     interruption's report); `display` turns the rows a table shows into what
-    it shows."""
-    from nitejarctl.output import LineWriter
-    from nitejarctl.output.spool import Spool
+    it shows. With -o count no row is read at all (the statements return
+    none): only their number is printed."""
+    if settings.fmt == COUNT:
+        spool = None
+    elif settings.fmt == "table":
+        from nitejarctl.output.spool import Spool
 
-    if settings.fmt == "table":
         spool = Spool(fields, keep=TABLE_LIMIT)
     else:
+        from nitejarctl.output import LineWriter
+        from nitejarctl.output.spool import Spool
+
         spool = Spool(fields, writer=LineWriter(columns, settings.fmt, id_field=id_field, fields=fields))
     done = 0
     if remaining is not None:
         def total():
             return done + remaining()
-    with spool:
+    with contextlib.nullcontext() if spool is None else spool:
         with settings.progress(words.label or words.verb, total) as bar:
             def progress(n: int) -> None:
                 nonlocal done
@@ -83,14 +89,18 @@ def run_bulk(settings, change, *, fields, columns, words: Words, dry_run: bool =
                 bar.update(done)
 
             try:
-                n = change(settings.bulk(sink=spool.add, progress=progress, dry_run=dry_run))
+                n = change(settings.bulk(sink=None if spool is None else _timed(spool), progress=progress,
+                                         dry_run=dry_run))
             except BaseException as exc:
                 bar.stop()
                 if dry_run:
                     raise
                 _stopped(settings, spool, columns, words, done, total, exc, display)
                 raise
-        _show(settings, spool, columns, n, dry_run=dry_run, display=display)
+        if spool is None:
+            settings.emit_count(n)
+        else:
+            _show(settings, spool, columns, n, dry_run=dry_run, display=display)
     settings.info(words.done(n, dry_run=dry_run))
     return n
 
@@ -99,6 +109,10 @@ def show_changed(settings, rows, columns, words: Words, *, dry_run: bool = False
                  id_field: str = "id", display=None) -> int:
     """Rows a change by id changed (or a preview's rows), streamed, then the
     summary line. Returns how many."""
+    if settings.fmt == COUNT:
+        n = settings.emit_count(sum(1 for _ in rows))
+        settings.info(words.done(n, dry_run=dry_run, tail=tail))
+        return n
     rows = iter(rows)
     head = itertools.islice(rows, TABLE_LIMIT) if settings.fmt == "table" else rows
     shown = settings.emit(display(head) if display else head, columns, id_field=id_field)
@@ -108,9 +122,24 @@ def show_changed(settings, rows, columns, words: Words, *, dry_run: bool = False
     return n
 
 
+def _timed(spool):
+    """The spool's sink, its time counted as formatting (-v)."""
+    from nitejarctl import timings
+
+    def timed(rows):
+        with timings.measured("format"):
+            spool.add(rows)
+
+    timed.text_columns = spool.text_columns  # the lines it takes formatted (db.batches.Bulk)
+    return timed
+
+
 def _show(settings, spool, columns, n: int, *, dry_run: bool, display) -> None:
+    from nitejarctl import timings
+
     if spool.writer is not None:
-        spool.write_to(sys.stdout)
+        with timings.measured("output"):
+            spool.write_to(sys.stdout)
         return
     if not n:
         return
@@ -127,10 +156,14 @@ def _more(settings, hidden: int, dry_run: bool) -> None:
 
 
 def _stopped(settings, spool, columns, words: Words, done: int, total, exc, display) -> None:
-    """The change stopped: print what committed and say so; raise Interrupted
-    for a signal (the caller re-raises anything else)."""
+    """The change stopped: print what committed (-o count: how many) and say
+    so; raise Interrupted for a signal (the caller re-raises anything else)."""
     try:
-        if done:  # nothing changed: nothing on stdout (an error before the first batch)
+        if not done:  # nothing changed: nothing on stdout (an error before the first batch)
+            pass
+        elif spool is None:
+            settings.emit_count(done)
+        else:
             _show(settings, spool, columns, done, dry_run=False, display=display)
     except Exception:  # stdout is gone: the line on stderr still tells
         pass

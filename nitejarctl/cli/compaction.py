@@ -73,7 +73,7 @@ def compaction():
 # -------------------------------------------------------------------- idle
 
 
-@compaction.command(name="idle")
+@compaction.command(name="idle", counts=True)
 @click.option("--idle", "idle", type=DURATION, default="30m", show_default=True, metavar="DURATION",
               help="Idle when the newest message is older than this.")
 @click.option("--all", "include_all", is_flag=True,
@@ -294,7 +294,7 @@ def _json_report(run, outcomes, *, dry_run: bool, keep_sprites: bool) -> None:
 # --------------------------------------------------------------- summaries
 
 
-@compaction.command(name="summaries")
+@compaction.command(name="summaries", counts=True)
 @agent_option("Summaries of this agent.")
 @click.option("--session-key", metavar="KEY", shell_complete=completers.session_keys,
               help="Summaries of this session key.")
@@ -334,7 +334,7 @@ def compaction_show(settings, summary_id):
     settings.emit_one(repo.get(db, summary_id), kinds={"turn_count": "int"})
 
 
-@compaction.command(name="delete")
+@compaction.command(name="delete", counts=True)
 @click.argument("ids", nargs=-1, required=True, metavar="ID...", shell_complete=completers.summary_ids,
               callback=prefixed("SessionSummary", "summaries"))
 @dry_run_option

@@ -67,6 +67,9 @@ class Settings:
             db = open_database(self.target, create=create, readonly=readonly,
                                busy_timeout=self.busy_timeout)
             if self.verbose:
+                from nitejarctl import timings
+
+                timings.enable()
                 db.trace = _trace
             db.notify = self.info
             if getattr(db, "read_only_note", None):
@@ -81,12 +84,13 @@ class Settings:
 
     def bulk(self, **kwargs):
         """How a bulk change runs (a db.batches.Bulk), with this invocation's
-        batching and --lock-wait, and a line on stderr when it waits its turn."""
+        batching (else the database's own) and --lock-wait, and a line on
+        stderr when it waits its turn."""
         import dataclasses
 
-        from nitejarctl.db.batches import Batching, Bulk
+        from nitejarctl.db.batches import Bulk
 
-        batching = dataclasses.replace(self.batching or Batching(), lock_wait=self.lock_wait)
+        batching = dataclasses.replace(self.batching or self.database().batching(), lock_wait=self.lock_wait)
         return Bulk(batching=batching, on_wait=self._waiting, **kwargs)
 
     def turn(self, db):
@@ -131,6 +135,11 @@ class Settings:
         if self.wide:
             kwargs["fit"] = "none"
         return emit(rows, columns, self.fmt, color=self.color, **kwargs)
+
+    def emit_count(self, n: int) -> int:
+        """-o count: the number alone, on a line of its own."""
+        click.echo(str(n))
+        return n
 
     def emit_one(self, obj, **kwargs) -> None:
         from nitejarctl.output import emit_one
@@ -182,6 +191,9 @@ class Settings:
 
 def _trace(sql, params, seconds: float) -> None:
     """-v: every statement and its time on stderr (passwords never reach SQL text)."""
+    from nitejarctl import timings
+
+    timings.add("statements", seconds)
     click.echo(f"-- {seconds * 1000:.1f} ms: {' '.join(str(sql).split())}", err=True)
 
 

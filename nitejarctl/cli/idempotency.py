@@ -37,7 +37,7 @@ def _columns():
     return [Column("key"), Column("work_item_id"), Column("created_at", "time")]
 
 
-@idempotency.command(name="list")
+@idempotency.command(name="list", counts=True)
 @click.option("--older-than", type=DURATION, metavar="DURATION",
               help="Only keys created more than this long ago (e.g. 7d).")
 @listing_options
@@ -58,7 +58,7 @@ def idempotency_list(settings, older_than, limit):
             id_field="key", noun="keys", table=("key", "created_at", "work_item_id"))
 
 
-@idempotency.command(name="prune")
+@idempotency.command(name="prune", counts=True)
 @click.option("--older-than", type=DURATION, metavar="DURATION", required=True,
               help="Delete keys created more than this long ago (e.g. 30d).")
 @dry_run_option

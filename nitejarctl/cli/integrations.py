@@ -48,7 +48,7 @@ def integrations():
     """
 
 
-@integrations.command(name="list")
+@integrations.command(name="list", counts=True)
 @click.option("--type", "type_", metavar="TYPE", help="Only integrations of this type.")
 @click.option("--enabled/--disabled", default=None, help="Only enabled, or only disabled, ones.")
 @listing_options

@@ -40,7 +40,7 @@ def jobs():
     """
 
 
-@jobs.command(name="list")
+@jobs.command(name="list", counts=True)
 @agent_option("Only this agent's jobs.")
 @click.option("--status", callback=_status, metavar="[" + "|".join(STATUSES) + "]",
               help="Only jobs with this status (any case).")

@@ -96,7 +96,7 @@ def _words(verb: str, past: str, label: str = "") -> Words:
 # ----------------------------------------------------------------------- reads
 
 
-@memories.command(name="list")
+@memories.command(name="list", counts=True)
 @agent_option("Only this agent's memories.")
 @click.option("--min-strength", type=STRENGTH, help="Only memories at least this strong.")
 @click.option("--permanent/--no-permanent", default=None,
@@ -196,7 +196,7 @@ def memories_edit(settings, memory_id, content):
     settings.emit(_one_line([row]) if settings.fmt == "table" else [row], _columns())
 
 
-@memories.command(name="delete")
+@memories.command(name="delete", counts=True)
 @click.argument("ids", metavar="ID...", nargs=-1, required=True, shell_complete=completers.memory_ids,
               callback=prefixed("AgentMemory", "memories"))
 @dry_run_option
@@ -241,7 +241,7 @@ def _set_permanent(settings, ids, permanent: bool) -> None:
                  display=_display(settings))
 
 
-@memories.command(name="pin")
+@memories.command(name="pin", counts=True)
 @click.argument("ids", metavar="ID...", nargs=-1, required=True, shell_complete=completers.memory_ids,
               callback=prefixed("AgentMemory", "memories"))
 @pass_settings
@@ -255,7 +255,7 @@ def memories_pin(settings, ids):
     _set_permanent(settings, ids, True)
 
 
-@memories.command(name="unpin")
+@memories.command(name="unpin", counts=True)
 @click.argument("ids", metavar="ID...", nargs=-1, required=True, shell_complete=completers.memory_ids,
               callback=prefixed("AgentMemory", "memories"))
 @pass_settings
@@ -272,7 +272,7 @@ def memories_unpin(settings, ids):
 # ---------------------------------------------------------------- maintenance
 
 
-@memories.command(name="decay")
+@memories.command(name="decay", counts=True)
 @agent_option("Only this agent's memories.")
 @click.option("--rate", type=FiniteFloatRange(min=0.0), metavar="R",
               help="Strength lost per week, for every agent [default: each agent's "
@@ -302,7 +302,7 @@ def memories_decay(settings, agent_id, rate, dry_run):
              columns=_columns(decay.COLUMNS), words=_words("decay", "decayed", "decaying"), dry_run=dry_run)
 
 
-@memories.command(name="prune")
+@memories.command(name="prune", counts=True)
 @agent_option("Only this agent's memories.")
 @click.option("--below", type=STRENGTH, metavar="S",
               help="Delete non-permanent memories weaker than S [default: each agent's "
@@ -339,10 +339,13 @@ def memories_prune(settings, agent_id, below, keep, dry_run, yes):
                      display=_display(settings))
         return
     with prune.PrunePlan(db, rules) as plan:
-        if plan.count:
-            confirm(settings, f"Delete {plural(plan.count, 'memory')} {_criteria(rules)} (unpinned)?", yes)
+        if not yes:
+            count = plan.remaining()
+            if count:
+                confirm(settings, f"Delete {plural(count, 'memory')} {_criteria(rules)} (unpinned)?", yes)
         run_bulk(settings, plan.execute, fields=prune.COLUMNS, columns=columns, words=words,
-                 total=plan.count, display=_display(settings))
+                 total=plan.total, remaining=None if plan.total is not None else plan.remaining,
+                 display=_display(settings))
 
 
 def _criteria(rules) -> str:

@@ -28,7 +28,7 @@ def message_columns():
     return [Column("id"), Column("job_id"), Column("role"), Column("created_at", "time")]
 
 
-@messages.command(name="prune")
+@messages.command(name="prune", counts=True)
 @click.option("--older-than", type=DURATION, metavar="DURATION", required=True,
               help="Delete messages created more than this long ago (e.g. 30d).")
 @click.option("--include-uncompacted", is_flag=True,

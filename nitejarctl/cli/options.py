@@ -13,10 +13,11 @@ import click
 from nitejarctl.cli.context import Settings
 from nitejarctl.errors import Declined, NotFound, UsageProblem
 
-FORMATS = ("table", "wide", "json", "jsonl", "csv", "tsv", "ids", "prometheus")
+FORMATS = ("table", "wide", "json", "jsonl", "csv", "tsv", "ids", "count", "prometheus")
 # Formats only some commands write: the format -> those commands (see NitejarCommand).
 NARROW_FORMATS = {"prometheus": "doctor"}
 TABLE_LIMIT = 100
+COUNT = "count"  # the number of rows a listing or a change gives, alone: no row is read
 
 # ------------------------------------------------------------- global options
 
@@ -49,7 +50,8 @@ def global_options() -> list[click.Option]:
         click.Option(["-o", "--output"], type=click.Choice(FORMATS, case_sensitive=False),
                      callback=_store("output"),
                      help="Output format [default: table on a terminal, tsv otherwise; "
-                          "wide: a table of every column; prometheus: doctor only].", **common),
+                          "wide: a table of every column; count: only the number of rows listed or changed; "
+                          "prometheus: doctor only].", **common),
         click.Option(["--no-color"], is_flag=True, callback=_store("no_color"),
                      help="No colour (also NO_COLOR, TERM=dumb).", **common),
         click.Option(["-q", "--quiet"], is_flag=True, callback=_store("quiet"),
@@ -85,23 +87,30 @@ def _format_options(command, ctx, formatter) -> None:
 
 
 class NitejarCommand(click.Command):
-    """A command with the global options; `formats` names the NARROW_FORMATS it writes."""
+    """A command with the global options. `counts`: it lists or changes rows,
+    so that -o count means something (the other commands refuse it before
+    doing anything); `formats` names the NARROW_FORMATS it writes."""
 
-    def __init__(self, *args, formats=(), **kwargs):
+    def __init__(self, *args, counts: bool = False, formats=(), **kwargs):
         super().__init__(*args, **kwargs)
+        self.counts = counts
         self.params.extend(global_options())
         self.formats = tuple(formats)
 
+    def format_options(self, ctx, formatter):
+        _format_options(self, ctx, formatter)
+
     def invoke(self, ctx):
+        # Formats a command does not write are refused before it does anything
+        # (it would change, then fail to print).
         settings = ctx.find_object(Settings)
         wanted = settings.output if settings is not None else None
         if wanted in NARROW_FORMATS and wanted not in self.formats:
-            # Refused before the command does anything (it would change, then fail to print).
             raise UsageProblem(f"-o {wanted} is only for {NARROW_FORMATS[wanted]}")
+        if wanted == COUNT and not self.counts:
+            raise UsageProblem(f"-o count counts the rows a listing or a change gives: "
+                               f"'{ctx.command_path}' gives none (try -o json)")
         return super().invoke(ctx)
-
-    def format_options(self, ctx, formatter):
-        _format_options(self, ctx, formatter)
 
 
 class NitejarGroup(click.Group):
@@ -310,6 +319,9 @@ def listing(settings: Settings, query, columns, *, limit: int | None, noun: str 
     plan = shown.plan(settings, columns, table)
     query = shown.sorted_query(settings, query)
     given, limit = limit, table_limit(settings, limit)
+    if settings.fmt == COUNT:
+        total = (count or query.order_by().count)()
+        return settings.emit_count(total if limit is None else min(total, limit))
     streamed = db.stream(query if limit is None else query.limit(limit + 1))
     more = False
 

@@ -64,7 +64,7 @@ sessions.add_command(sessions_stats)
 # ------------------------------------------------------------------- reading
 
 
-@sessions.command(name="list")
+@sessions.command(name="list", counts=True)
 @click.option("--stale", type=DURATION, metavar="DURATION",
               help="Only active sessions last active longer ago than this (e.g. 1h).")
 @click.option("--status", type=click.Choice(STATUS_CHOICES), default=None,
@@ -114,7 +114,7 @@ def sessions_show(settings, session_id):
     settings.emit_one(repo.get(settings.database(), session_id))
 
 
-@sessions.command(name="history")
+@sessions.command(name="history", counts=True)
 @click.argument("session_key", shell_complete=completers.session_keys)
 @agent_option("Only the messages of this agent's jobs.")
 @click.option("--include-incomplete", is_flag=True,
@@ -179,7 +179,7 @@ def _by_ids(settings, change, ids, words: Words, already: str, *, dry_run: bool,
         settings.warn(f"no sprite session with id {session_id!r}")
 
 
-@sessions.command(name="close")
+@sessions.command(name="close", counts=True)
 @click.argument("ids", nargs=-1, metavar="[ID]...", shell_complete=completers.active_session_ids,
               callback=prefixed("SpriteSession", "sprite sessions"))
 @click.option("--stale", type=DURATION, metavar="DURATION",
@@ -228,7 +228,7 @@ def sessions_close(settings, ids, stale, conversation, agent_id, dry_run, ignore
               CLOSE, dry_run=dry_run)
 
 
-@sessions.command(name="error")
+@sessions.command(name="error", counts=True)
 @click.argument("ids", nargs=-1, required=True, metavar="ID...", shell_complete=completers.active_session_ids,
               callback=prefixed("SpriteSession", "sprite sessions"))
 @dry_run_option
@@ -248,7 +248,7 @@ def sessions_error(settings, ids, dry_run, ignore_missing):
             "in error", dry_run=dry_run, ignore_missing=ignore_missing)
 
 
-@sessions.command(name="touch")
+@sessions.command(name="touch", counts=True)
 @click.argument("ids", nargs=-1, required=True, metavar="ID...", shell_complete=completers.active_session_ids,
               callback=prefixed("SpriteSession", "sprite sessions"))
 @dry_run_option
@@ -267,7 +267,7 @@ def sessions_touch(settings, ids, dry_run, ignore_missing):
             dry_run=dry_run, ignore_missing=ignore_missing)
 
 
-@sessions.command(name="purge")
+@sessions.command(name="purge", counts=True)
 @click.option("--older-than", type=DURATION, required=True, metavar="DURATION",
               help="Delete closed and error sessions last active longer ago than this.")
 @dry_run_option

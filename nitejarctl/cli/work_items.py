@@ -39,7 +39,7 @@ def work_items():
     """
 
 
-@work_items.command(name="list")
+@work_items.command(name="list", counts=True)
 @click.option("--status", help="Only work items with this status (NEW, …).")
 @click.option("--session-key", metavar="KEY", shell_complete=completers.session_keys, help="Only this conversation's work items.")
 @click.option("--source", help="Only work items from this source (telegram, github, …).")

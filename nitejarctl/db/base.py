@@ -23,6 +23,10 @@ class Database:
     # SQLite's write lock is not fair: a long bulk change must pause now and
     # then for a writer waiting on it (db.batches).
     pauses_for_writers = False
+    # Batches are cut by key scans that walk an index of the scope in key
+    # order (SQLite: every index ends with the rowid), so a scope that is one
+    # range of an index is cut without sorting (db.ranges).
+    key_scans_walk_an_index = False
     column_types: dict[str, str] = {}
     now_sql = ""
 
@@ -30,8 +34,8 @@ class Database:
         super().__init__(*args, **kwargs)
         self.trace = None  # callable(sql, params, seconds): every statement and its time (-v)
         self.notify = None  # callable(line): a note for the operator (stderr), once per matter
-        self._columns: dict[str, list] = {}
-        self._tables: set[str] | None = None
+        self._schema: dict[str, list[str]] | None = None  # table -> live column names
+        self._columns: dict[str, list] = {}  # table -> peewee's ColumnMetadata (nullable())
         self._foreign_keys: list | None = None
 
     def execute_sql(self, sql, params=None):
@@ -46,14 +50,23 @@ class Database:
 
     # ------------------------------------------------------------ the schema
 
+    def live_schema(self) -> dict[str, list[str]]:
+        """Every table of the database and its columns, in order: one query
+        (each backend reads its own catalogue)."""
+        raise NotImplementedError
+
+    def _live(self) -> dict[str, list[str]]:
+        # Read once per connection: a command asks about the same few tables again and again.
+        if self._schema is None:
+            self._schema = self.live_schema()
+        return self._schema
+
     def tables(self) -> set[str]:
-        if self._tables is None:
-            self._tables = set(self.get_tables())
-        return self._tables
+        return set(self._live())
 
     def columns(self, table: str) -> list[str]:
         """Live column names of `table` (empty when the table does not exist)."""
-        return [c.name for c in self._column_info(table)]
+        return list(self._live().get(table, ()))
 
     def nullable(self, table: str, column: str) -> bool:
         """Whether the live `table.column` may hold NULL."""
@@ -65,7 +78,7 @@ class Database:
         return self._columns[table]
 
     def has_table(self, table: str) -> bool:
-        return bool(self.columns(table))
+        return table in self._live()
 
     def file_path(self) -> str | None:
         """The database's file, for a backend that keeps one."""
@@ -73,8 +86,8 @@ class Database:
 
     def forget_schema(self) -> None:
         """After DDL: what was learnt of the schema may be out of date."""
+        self._schema = None
         self._columns.clear()
-        self._tables = None
         self._foreign_keys = None
 
     def foreign_keys(self) -> list:
@@ -167,23 +180,57 @@ class Database:
 
     # ---------------------------------------------------------------- writes
 
+    def batching(self):
+        """How bulk changes are batched here by default (a db.batches.Batching)."""
+        from nitejarctl.db.batches import Batching
+
+        return Batching()
+
+    def batch_ranges(self, change, batching):
+        """How `change` is cut into batches (db.ranges)."""
+        from nitejarctl.db.ranges import KeyRanges
+
+        return KeyRanges(change, self.batch_key(change.scan), batching)
+
     @contextlib.contextmanager
     def turn(self, *, wait: float, on_wait=None):
         """Bulk changes on one database take turns where the backend needs it."""
         yield
 
     @contextlib.contextmanager
-    def bulk_session(self):
+    def bulk_session(self, *, cache: bool = True):
         """Yields `committed(seconds)`, called after each batch of a bulk change
-        commits; the backend may tune the connection meanwhile."""
+        commits; the backend may tune the connection meanwhile (without
+        `cache`, leaving its page cache as it is)."""
         yield lambda seconds: None
 
     def serialise_writes(self) -> None:
         """Inside a write transaction: wait until no other nitejarctl writes
         summaries (compaction)."""
 
+    def rows_listed(self, model, listing, key, pairs, batch):
+        """`model`'s rows whose batch key the `listing` table's `key` field
+        holds (of its rows in `batch`), where each (model's expression, listing's
+        field) of `pairs` agree: the listing still describes the row."""
+        import peewee as pw
+
+        listed = listing.select(key, *[field for _, field in pairs]).where(batch)
+        return pw.Tuple(self.batch_key(model), *[expr for expr, _ in pairs]).in_(listed)
+
+    def side_reader(self):
+        """A db.side_reader.SideReader reading beside this connection while it
+        writes, where the backend allows it; else None (it reads itself)."""
+        return None
+
     def for_update(self, query):
         return query
+
+    def update_in_order(self, model, condition, values: dict) -> int:
+        """Inside a write transaction: UPDATE `model` SET `values` of the rows
+        `condition` selects, locking them in the order bulk changes lock them
+        (where rows are locked one by one), so that two changes never wait for
+        each other crosswise. Returns how many rows changed."""
+        return model.update(values).where(condition).execute()
 
     def analyze_temporary(self, table: str) -> None:
         """Statistics for a temporary table just filled, where the planner needs them."""

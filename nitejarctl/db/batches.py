@@ -1,75 +1,87 @@
 """Bulk changes in short transactions, batched by key range.
 
-nitejar's own writers wait at most 5 s for SQLite's write lock, so a bulk
-change never holds it for long: each batch finds the upper key of the next
-`size` rows in scope and applies one set-based statement to the key range
-(last, upper], in its own write transaction. The key is the database's
-`batch_key` (on SQLite the rowid, which every index ends with, so the scan for
-the next range seeks instead of rescanning; on PostgreSQL the primary key).
+A bulk change never holds a lock for long: each batch applies one set-based
+statement to one range of the table's batch key (db.ranges: key ranges on
+SQLite, page ranges on PostgreSQL), in its own transaction.
 
-`Batching` is the policy, a value the caller may change (tests do):
+`Batching` is the policy, a value the caller may change (tests do); each
+backend has its own default (`db.batching`):
 
-* the batch size adapts so that each transaction holds the write lock for
-  about `seconds`: small enough for nitejar's writers, large enough that
-  per-commit costs do not dominate a million-row change;
+* the batch size adapts so that each transaction takes about `seconds`:
+  on SQLite, whose single write lock nitejar's writers wait for (at most 5 s),
+  0.4 s; on PostgreSQL, whose row locks stall only a writer touching one of
+  the batch's rows, also 0.4 s, from a small first batch, growing by half at
+  most — large enough that per-commit costs do not dominate a million-row
+  change, small enough that a batch slower than its predecessor (a busier
+  server, a denser range) still holds its rows well under 2 s;
 * where the backend's lock is not fair (SQLite: a writer waiting for it
   sleeps between tries, up to 100 ms, and the next batch would take it again
   at once), the change pauses for `pause` after every `pause_after` seconds
   of write-lock time, in which a waiting writer gets it;
-* bulk changes on one SQLite file take turns (`TurnLock`), waiting at most
+* bulk changes on one SQLite file take turns (db.turns), waiting at most
   `lock_wait` seconds for another one to end.
 
 Each batch runs in `signals.deferred()`: an interrupt takes effect between
-batches, once the batch has committed and its rows have gone to the sink.
+batches, once the batch has committed and its rows are on their way to the
+sink (which gets every committed batch's rows before the change returns or
+raises).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import itertools
-import os
-import stat
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from peewee import SQL, fn
-
-from nitejarctl import signals
-from nitejarctl.errors import OperationalProblem
+from nitejarctl import signals, timings
 
 
 @dataclass(frozen=True)
 class Batching:
     first: int = 10_000  # rows in the first batch
     smallest: int = 500
-    largest: int = 100_000
-    seconds: float = 0.4  # of write lock that each batch aims at
+    largest: int = 100_000  # rows in a batch, at most
+    seconds: float = 0.4  # that each batch's transaction aims at
+    growth: float = 2.0  # the most a batch grows over the previous one
     pause_after: float = 1.0  # seconds of write lock between two pauses (SQLite)
     pause: float = 0.12
     lock_wait: float = 600.0  # seconds to wait for another bulk change's turn
+    pages_from: int = 128  # tables of fewer pages are cut by key scans even where pages are the rule
+    # rows a change the planner expects at most goes as one statement where
+    # batches are pages (found through the planner's plan) [first / 2]
+    few: int | None = None
+
+    def factor(self, seconds: float) -> float:
+        """How much larger the next batch should be, judging by one whose
+        transaction took `seconds` (at least half, at most `growth`)."""
+        return min(self.growth, max(0.5, self.seconds / seconds)) if seconds > 0 else self.growth
 
     def next_size(self, size: int, seconds: float) -> int:
         """The size whose transaction should take `self.seconds`, judging by
-        one that took `seconds` (at most twice or half `size` per step)."""
-        factor = min(2.0, max(0.5, self.seconds / seconds)) if seconds > 0 else 2.0
-        return min(self.largest, max(self.smallest, int(size * factor)))
+        one of `size` rows that took `seconds`."""
+        return min(self.largest, max(self.smallest, int(size * self.factor(seconds))))
 
 
 @dataclass
 class Bulk:
     """How to run a bulk change (repositories take one): where its changed
     rows go (`sink(rows)`: each committed batch's rows, tuples in the change's
-    `names` order, in key order, a chunk at a time), `progress(n)` after each batch that changed
-    n rows, `on_wait()` once the change has waited a second for its turn, and
-    `dry_run`: nothing written, the rows the change would make handed to the
-    sink instead (and counted)."""
+    `names` order, in the order the batch visited them, a chunk at a time;
+    without a sink the rows are not even read; a sink with `text_columns`,
+    the names of the columns it prints as TSV lines, may get a batch's rows
+    as one db.copied_rows.TextRows instead, where the backend writes them
+    itself), `progress(n)` after each
+    batch that changed n rows, `on_wait()` once the change has waited a second
+    for its turn, and `dry_run`: nothing written, the rows the change would
+    make handed to the sink instead (and counted). `batching`: None for the
+    database's own."""
 
     sink: Callable[[list], None] | None = None
     progress: Callable[[int], None] | None = None
     dry_run: bool = False
-    batching: Batching = field(default_factory=Batching)
+    batching: Batching | None = None
     on_wait: Callable[[], None] | None = None
 
     def apply_each(self, db, changes, counts: list) -> None:
@@ -100,23 +112,24 @@ class Bulk:
 HAND_OVER = 5000  # rows handed to the sink at a time
 
 
-def run(db, change, *, sink=None, progress=None, batching: Batching = Batching(), on_wait=None,
+def run(db, change, *, sink=None, progress=None, batching: Batching | None = None, on_wait=None,
         sleep=time.sleep, clock=time.monotonic) -> int:
     """Apply `change` (a changed_rows.Change) batch by batch, each batch in its
-    own write transaction, and return how many rows it changed (see Bulk for
-    the callbacks)."""
+    own transaction, and return how many rows it changed (see Bulk for the
+    callbacks)."""
     counts = [0]
     run_each(db, [change], counts, sink=sink, progress=progress, batching=batching, on_wait=on_wait,
              sleep=sleep, clock=clock)
     return counts[0]
 
 
-def run_each(db, changes, counts: list, *, sink=None, progress=None, batching: Batching = Batching(),
+def run_each(db, changes, counts: list, *, sink=None, progress=None, batching: Batching | None = None,
              on_wait=None, sleep=time.sleep, clock=time.monotonic) -> None:
     """Apply each of `changes` in turn as `run` does, within one turn and one
     bulk session (the pauses for nitejar's writers count the write lock across
     them). `counts[i]` grows by each committed batch of `changes[i]`, so that
     it holds what committed even when something stops the run half-way."""
+    batching = batching or db.batching()
     with contextlib.ExitStack() as stack:
         stack.enter_context(db.turn(wait=batching.lock_wait, on_wait=on_wait))
         committed = stack.enter_context(db.bulk_session())
@@ -125,7 +138,10 @@ def run_each(db, changes, counts: list, *, sink=None, progress=None, batching: B
         pacing = _Pacing(batching, sleep, db.pauses_for_writers)
         for i, change in enumerate(changes):
             with contextlib.ExitStack() as inner:
-                capture = inner.enter_context(db.changed_rows(change)) if sink is not None else None
+                capture = None
+                if sink is not None:
+                    capture = inner.enter_context(db.changed_rows(change, getattr(sink, "text_columns", None)))
+                    inner.callback(delivery.drained)  # its rows read before its reader goes
                 _batches(db, change, i, counts, capture, delivery, timer, pacing, progress)
 
 
@@ -141,44 +157,43 @@ class _Pacing:
         self.held += seconds
         if self.pauses and self.held >= self.batching.pause_after:
             self.sleep(self.batching.pause)  # nitejar's writers' turn
+            timings.add("pause", self.batching.pause)
             self.held = 0.0
 
 
 def _batches(db, change, i: int, counts: list, capture, delivery, timer, pacing: _Pacing, progress) -> None:
-    batching = pacing.batching
-    key = db.batch_key(change.scan)
-    last, size = None, batching.first
+    ranges = db.batch_ranges(change, pacing.batching)
     while True:
         with signals.deferred():
             with db.atomic():
-                timer.start()  # the write lock is ours from here to the commit
+                timer.start()  # the lock is ours from here to the commit
                 db.after_commit(timer.stop)
-                upper, found = _next_upper(change.scan, key, change.scope, last, size)
-                if upper is None:
+                batch = ranges.next()
+                if batch is None:
                     return
-                batch = key <= upper if last is None else (key > last) & (key <= upper)
                 if capture is None:
                     changed, rows = change.statement(batch).execute(), None
                 else:
-                    rows = capture.apply(batch)
-                    changed = len(rows)
+                    changed, rows = capture.apply(batch)
             counts[i] += changed
-            if rows:
+            if rows is not None:
                 delivery.put(rows)
             if progress is not None:
                 progress(changed)
-        if found < size:  # that was the last of them: no need to look further
+        if ranges.finished:
             return
-        last, size = upper, batching.next_size(size, timer.seconds)
+        ranges.measured(changed, timer.seconds)
         pacing.committed(timer.seconds)
 
 
 class _Delivery:
     """Committed batches' rows handed to the sink by a thread of its own, in
-    order, so that formatting them overlaps the next batches' statements
-    (which run without Python's lock). At most two batches wait; leaving the
-    context waits until every row has reached the sink, and raises the
-    sink's own error, if any."""
+    order: `put(rows)` takes a callable that yields them, a chunk at a time,
+    once their batch has committed (reading them there, and formatting them,
+    overlaps the next batches' statements, which run without Python's lock).
+    At most two batches wait; `drained()` waits until every row put so far
+    has reached the sink (before a change's reader goes), and leaving the
+    context waits for every row too, and raises the sink's own error, if any."""
 
     def __init__(self, sink):
         import queue
@@ -199,25 +214,34 @@ class _Delivery:
         if self._error is not None and exc[0] is None:
             raise self._error
 
-    def put(self, rows: list) -> None:
+    def put(self, rows: Callable) -> None:
         if self._error is not None:
             raise self._error
         self._queue.put(rows)
 
+    def drained(self) -> None:
+        self._queue.join()
+
     def _run(self) -> None:
         while (rows := self._queue.get()) is not None:
-            if self._error is not None:
-                continue
             try:
-                for start in range(0, len(rows), HAND_OVER):  # without the key, a chunk at a time
-                    self._sink([row[1:] for row in rows[start:start + HAND_OVER]])
-            except BaseException as exc:  # raised in the change's own thread
-                self._error = exc
+                chunks = rows()
+                try:
+                    if self._error is not None:
+                        continue
+                    for chunk in chunks:
+                        self._sink(chunk)
+                except BaseException as exc:  # raised in the change's own thread
+                    self._error = exc
+                finally:
+                    chunks.close()  # (also what frees a reader, when its rows were not all read)
+            finally:
+                self._queue.task_done()
 
 
 class _LockTimer:
-    """How long each batch held the write lock: from after BEGIN to the end of
-    its commit, when `committed(seconds)` is called first thing (so that its
+    """How long each batch held its lock: from after BEGIN to the end of its
+    commit, when `committed(seconds)` is called first thing (so that its
     checkpoint starts at once)."""
 
     def __init__(self, clock, committed):
@@ -229,126 +253,5 @@ class _LockTimer:
 
     def stop(self) -> None:
         self.seconds = self.clock() - self.started
+        timings.add("lock", self.seconds)
         self.committed(self.seconds)
-
-
-def _next_upper(model, key, scope, last, size: int):
-    """The key of the `size`-th row in `scope` after `last` (or of the last
-    one), and how many there are up to it."""
-    keys = model.select(key.alias("k")).where(scope)
-    if last is not None:
-        keys = keys.where(key > last)
-    keys = keys.order_by(key).limit(size)
-    return model.select(fn.MAX(SQL("k")), fn.COUNT(SQL("*"))).from_(keys.alias("batch")).tuples().get()
-
-
-# ------------------------------------------------------------ the turn lock
-
-LOCK_SUFFIX = "-nitejarctl.lock"
-NOTICE_AFTER = 1.0  # seconds of waiting before on_wait is called
-POLL = 0.05
-
-
-class TurnLock:
-    """One bulk change at a time on a SQLite file: an exclusive flock(2) on
-    DATABASE-nitejarctl.lock (the database file itself must not be opened a
-    second time: closing that descriptor would drop SQLite's own locks). Two
-    greedy changes would otherwise take SQLite's unfair lock from each other
-    in every pause they make for nitejar's writers, which would then rarely
-    get it.
-
-    The file is nitejarctl's own: created 0600 (owned like the database when
-    root creates it), never reached through a symbolic link, and refused when
-    it is not a regular file or is the database itself. When it cannot be
-    opened for writing, a read-only descriptor takes the lock as well. The
-    wait is bounded (`wait` seconds, then an error)."""
-
-    def __init__(self, database_path: str, *, wait: float, on_wait=None, notice_after: float = NOTICE_AFTER,
-                 sleep=time.sleep, clock=time.monotonic):
-        self.database_path = database_path
-        self.path = database_path + LOCK_SUFFIX
-        self.wait, self.on_wait, self.notice_after = wait, on_wait, notice_after
-        self.sleep, self.clock = sleep, clock
-        self._fd = None
-
-    def __enter__(self) -> TurnLock:
-        try:
-            import fcntl
-        except ImportError:  # no flock on this platform: no turns to take
-            return self
-        fd = self._open()
-        try:
-            self._take(fcntl, fd)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # and the lock with it
-            self._fd = None
-
-    def _take(self, fcntl, fd: int) -> None:
-        started = self.clock()
-        noticed = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                pass
-            waited = self.clock() - started
-            if waited >= self.wait:
-                raise OperationalProblem(
-                    f"another nitejarctl bulk change on this database did not finish within "
-                    f"{self.wait:g} s (--lock-wait); nothing was changed")
-            if not noticed and waited >= self.notice_after and self.on_wait is not None:
-                noticed = True
-                self.on_wait()
-            self.sleep(POLL)
-
-    def _open(self) -> int:
-        nofollow = os.O_NOFOLLOW | os.O_CLOEXEC
-        created = not os.path.lexists(self.path)
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | nofollow, 0o600)
-        except OSError as exc:
-            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and not created:
-                fd = self._open_readonly(nofollow)
-            else:
-                raise self._refusal(exc) from None
-        try:
-            self._check(fd, created)
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
-
-    def _open_readonly(self, nofollow: int) -> int:
-        try:
-            return os.open(self.path, os.O_RDONLY | nofollow)
-        except OSError as exc:
-            raise self._refusal(exc) from None
-
-    def _refusal(self, exc: OSError) -> OperationalProblem:
-        if exc.errno == errno.ELOOP:
-            return OperationalProblem(f"{self.path} is a symbolic link: refusing to follow it "
-                                      "(remove it; nitejarctl creates that file itself)")
-        return OperationalProblem(f"cannot open the bulk-change lock file {self.path}: {exc.strerror}")
-
-    def _check(self, fd: int, created: bool) -> None:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise OperationalProblem(f"{self.path} is not a regular file: refusing to use it as a lock")
-        db = os.stat(self.database_path)
-        if (st.st_dev, st.st_ino) == (db.st_dev, db.st_ino):
-            raise OperationalProblem(f"{self.path} is the database itself: refusing to use it as a lock")
-        if created:  # so that nitejar's own user can take turns too
-            from nitejarctl.db.files import owned_like
-
-            owned_like(fd, db)
-        if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o077:
-            with contextlib.suppress(OSError):  # a file an older version created 0644
-                os.fchmod(fd, 0o600)

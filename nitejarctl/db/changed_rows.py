@@ -4,26 +4,29 @@ A `Change` describes one set-based change: UPDATE `model` SET `values`
 (DELETE when `values` is None) of the rows `where` selects, and the columns it
 reports of each changed row — as the row reads after the change (`columns`),
 and values it had before (`Before`, such as decay's previous strength).
-`db.batches.run` cuts it into key-range batches over the rows of `scan` in
-`scope` (by default: the model's rows `where` selects).
+`db.batches.run` cuts it into batches over the rows of `scan` in `scope` (by
+default: the model's rows `where` selects).
 
 Every backend hands over the same rows — those the batch's statement
-changed, with their new values, in key order — but reads them its own way:
+changed, with their new values — but reads them its own way:
 
-* `ReadBeside` (SQLite in WAL mode): the UPDATE or DELETE runs in a thread
-  of its own (SQLite works without Python's lock) while a second, read-only
-  connection reads the batch's rows, the values the change sets computed in
-  their columns' place. The batch holds the write lock, so the reader's
-  snapshot is the state the change starts from: they are exactly the rows it
-  changes (the counts are compared; a mismatch rolls the batch back). That
-  costs about what the change alone costs, where RETURNING would add its
-  rows' cost to it (SQLite collects them before it hands out the first).
-* `ReadFirst` (SQLite otherwise, where a reader would block the writer): the
-  same SELECT on the change's own connection, just before the statement, in
-  its write transaction.
+* `ReadAfter` (SQLite in WAL mode): a second, read-only connection begins
+  reading while the batch holds the write lock, which pins its snapshot to
+  the state the batch's statement starts from; it counts the batch's rows
+  there while the statement runs (the counts are compared; a mismatch rolls
+  the batch back), and reads them, the values the change sets computed in
+  their columns' place, once the batch has committed — after the lock is
+  released, beside the next batches. So reading the rows costs the write
+  lock nothing, and nitejar's writers no wait.
+* `ReadFirst` (SQLite otherwise, where a reader would block the writer, and
+  changes that read a temporary table, which only their own connection
+  sees): the same SELECT on the change's own connection, just before the
+  statement, in its write transaction.
 * `Returning` (PostgreSQL, where another transaction may change a row
-  between a SELECT and the UPDATE): the statement returns them itself.
+  between a SELECT and the UPDATE): the statement returns them itself
+  (UPDATE / DELETE … RETURNING), read from the driver once committed.
 
+Without a sink (`-o count`) none of them runs: the batch is the statement.
 A dry run lists `preview()`: the same SELECT over every row in scope.
 """
 
@@ -37,6 +40,7 @@ from dataclasses import dataclass, field
 
 import peewee as pw
 
+from nitejarctl import timings
 from nitejarctl.errors import OperationalProblem
 
 
@@ -96,9 +100,9 @@ class Change:
         return selected
 
     def rows_query(self, db, batch=None):
-        key = db.batch_key(self.model)
-        return (self.model.select(key, *self.before_change()).where(self.condition(batch))
-                .order_by(key))
+        """The rows (as the change leaves them) in the order it visits them."""
+        return (self.model.select(*self.before_change()).where(self.condition(batch))
+                .order_by(db.batch_key(self.model)))
 
 
 def scalar(query, name: str):
@@ -124,18 +128,26 @@ def preview_tuples(db, change: Change):
     rows = db.stream_tuples(change.rows_query(db))
     try:
         next(rows)  # the column names
-        for row in rows:
-            yield row[1:]  # without the batch key
+        yield from rows
     finally:
         rows.close()
 
 
 # --------------------------------------------------------- reading them back
 
+CHUNK = 5000  # rows handed over at a time
+
+
+def _chunks(rows: list):
+    for start in range(0, len(rows), CHUNK):
+        yield rows[start:start + CHUNK]
+
 
 class ReadFirst(contextlib.AbstractContextManager):
     """Read the batch's rows on the change's own connection, then change them.
-    `apply(batch)` returns them as tuples of the batch key and `change.names`."""
+    `apply(batch)`, in the batch's transaction, returns how many rows changed
+    and a callable yielding them (tuples of `change.names`), a chunk at a
+    time, once the batch has committed."""
 
     def __init__(self, db, change: Change):
         self.db, self.change = db, change
@@ -143,86 +155,154 @@ class ReadFirst(contextlib.AbstractContextManager):
     def __exit__(self, *exc) -> None:
         pass
 
-    def apply(self, batch) -> list[tuple]:
+    def apply(self, batch):
         rows = self.db.execute(self.change.rows_query(self.db, batch)).fetchall()
         changed = self.change.statement(batch).execute()
         _check(self.change, changed, len(rows))
-        return rows
+        return changed, lambda: _chunks(rows)
 
 
 READER_TIMEOUT = 5.0
+READERS = 4  # batches whose rows may be waiting to be read: the delivery queue's, plus one each side
 
 
-class ReadBeside(ReadFirst):
-    """Read the batch's rows on a read-only connection while the change runs."""
+class ReadAfter(ReadFirst):
+    """Read the batch's rows from a snapshot pinned while it held the write
+    lock, after its commit (see the module's docstring)."""
 
     def __init__(self, db, change: Change, path: str):
-        from nitejarctl.db.checkpoints import connect
+        import queue
 
         super().__init__(db, change)
-        # A WAL reader never waits for the writer; only for the moment a
-        # writer resets the WAL after a checkpoint (SQLITE_BUSY otherwise).
-        self._reader = connect(path, "ro", timeout=READER_TIMEOUT)
+        self._path = path
+        self._free = queue.Queue()
+        self._open: list = []
 
     def __exit__(self, *exc) -> None:
-        self._reader.close()
+        for reader in self._open:
+            reader.close()
 
-    def apply(self, batch) -> list[tuple]:
-        import sqlite3
+    def _reader(self):
+        from nitejarctl.db.checkpoints import connect
 
-        statement = _Background(self.change.statement(batch).execute)
+        if self._free.empty() and len(self._open) < READERS:
+            # A WAL reader never waits for the writer; only for the moment a
+            # writer resets the WAL after a checkpoint (SQLITE_BUSY otherwise).
+            self._open.append(connect(self._path, "ro", timeout=READER_TIMEOUT))
+            return self._open[-1]
+        return self._free.get()
+
+    def apply(self, batch):
+        change = self.change
+        reader = self._reader()
         try:
-            rows = self._read(self.change.rows_query(self.db, batch))
-        except BaseException as exc:
-            with contextlib.suppress(BaseException):
-                statement.join()
-            if isinstance(exc, sqlite3.Error):
-                raise OperationalProblem(f"reading the changed rows failed: {exc}") from None
+            reader.execute("BEGIN")
+            statement = _Background(change.statement(batch).execute)
+            try:
+                # The first read pins the snapshot: the batch holds the write lock, so
+                # nobody can commit before the statement does.
+                count = change.model.select(pw.fn.COUNT(pw.SQL("*"))).where(change.condition(batch))
+                read = self._execute(reader, count).fetchone()[0]
+            except BaseException as exc:
+                with contextlib.suppress(BaseException):
+                    statement.join()
+                raise _reading_failed(exc) from None
+            changed = statement.join()
+            _check(change, changed, read)
+        except BaseException:
+            self._release(reader)
             raise
-        _check(self.change, statement.join(), len(rows))
-        return rows
+        query = change.rows_query(self.db, batch)
+        return changed, lambda: self._rows(reader, query)
 
-    def _read(self, query) -> list:
+    def _rows(self, reader, query):
         import sqlite3
 
         from nitejarctl.db import text
 
+        given = 0
+        try:
+            cursor = self._execute(reader, query)
+            while True:
+                try:
+                    with timings.measured("rows"):
+                        rows = cursor.fetchmany(CHUNK)
+                except sqlite3.OperationalError as exc:
+                    if not text.undecodable(exc) or reader.text_factory is text.decoded:
+                        raise
+                    # As db.text does on the change's connection: read again from the
+                    # same snapshot, tolerantly, after the rows already given.
+                    reader.text_factory = text.decoded
+                    cursor = self._execute(reader, query)
+                    skip = given
+                    while skip > 0 and (skipped := len(cursor.fetchmany(min(skip, CHUNK)))):
+                        skip -= skipped
+                    continue
+                if not rows:
+                    break
+                given += len(rows)
+                yield rows
+        except Exception as exc:
+            raise _reading_failed(exc) from None
+        finally:
+            self._release(reader)
+
+    def _release(self, reader) -> None:
+        with contextlib.suppress(Exception):
+            reader.execute("COMMIT")  # the snapshot goes: checkpoints may pass it
+        self._free.put(reader)
+
+    def _execute(self, reader, query):
         started = time.perf_counter()
         sql, params = query.sql()
         try:
-            try:
-                return self._reader.execute(sql, params).fetchall()
-            except sqlite3.OperationalError as exc:
-                if not text.undecodable(exc):
-                    raise
-                self._reader.text_factory = text.decoded  # as db.text does on the change's connection
-                return self._reader.execute(sql, params).fetchall()
+            return reader.execute(sql, params)
         finally:
             if self.db.trace is not None:
                 self.db.trace(sql, params, time.perf_counter() - started)
 
 
-class Returning(ReadFirst):
-    """The statement returns the rows it changed (UPDATE / DELETE … RETURNING),
-    sorted by the batch key in the database, with its collation, as a dry run
-    lists them."""
+def _reading_failed(exc: BaseException) -> BaseException:
+    import sqlite3
 
-    def apply(self, batch) -> list[tuple]:
+    if isinstance(exc, sqlite3.Error):
+        return OperationalProblem(f"reading the changed rows failed: {exc}")
+    return exc
+
+
+class Returning(ReadFirst):
+    """The statement returns the rows it changed (UPDATE / DELETE … RETURNING,
+    in the order it visits them: no sort); they are fetched from the driver
+    after the commit."""
+
+    def apply(self, batch):
         change, db = self.change, self.db
-        key = db.batch_key(change.model).alias("nitejarctl_key")
         query = change.statement(batch)
         before = _before_columns(change)
         if before and change.values is not None:
-            # The values a row had before: from the same rows, joined by key.
-            pk = change.model._meta.primary_key
-            old = change.model.select(pk, *before).where(change.condition(batch)).alias("before")
-            query = query.from_(old).where(pk == getattr(old.c, pk.column_name))
+            # The values a row had before: from the same rows, joined by the batch key.
+            key = db.batch_key(change.model)
+            old = (change.model.select(key.alias("nitejarctl_key"), *before)
+                   .where(change.condition(batch)).alias("before"))
+            query = query.from_(old).where(key == old.c.nitejarctl_key)
             values = {c.name: getattr(old.c, c.name) for c in change.columns if isinstance(c, Before)}
         else:
             values = {c.name: c.column for c in change.columns if isinstance(c, Before)}
         columns = [values[c.name].alias(c.name) if isinstance(c, Before) else c for c in change.columns]
-        sql, params = query.returning(key, *columns).sql()
-        return db.execute_sql(f'WITH "changed" AS ({sql}) SELECT * FROM "changed" ORDER BY 1', params).fetchall()
+        cursor = db.execute(query.returning(*columns))
+        return cursor.rowcount, lambda: _fetched(cursor)
+
+
+def _fetched(cursor):
+    try:
+        while True:
+            with timings.measured("rows"):
+                rows = cursor.fetchmany(CHUNK)
+            if not rows:
+                break
+            yield rows
+    finally:
+        cursor.close()
 
 
 def _before_columns(change: Change) -> list:

@@ -31,6 +31,7 @@ import threading
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from nitejarctl import timings
 from nitejarctl.errors import OperationalProblem
 
 BULK_CACHE_KIB = 128 * 1024
@@ -101,7 +102,8 @@ class Checkpointer:
         wait for it, and close."""
         self._last = True
         self._wanted.set()
-        self._thread.join()
+        with timings.measured("checkpoint wait"):
+            self._thread.join()
         self._conn.close()
         if self._error is not None:
             raise OperationalProblem(f"checkpoint failed: {self._error}")
@@ -113,7 +115,8 @@ class Checkpointer:
             last = self._last
             mode = "TRUNCATE" if last else "PASSIVE"  # TRUNCATE that would wait works as PASSIVE
             try:
-                self.frames = self._conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()[1]
+                with timings.measured("checkpoint"):
+                    self.frames = self._conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()[1]
             except Exception as exc:  # reported by finish()
                 self._error = exc
                 return
@@ -130,11 +133,11 @@ def connect(path: str, mode: str, *, timeout: float = 0) -> sqlite3.Connection:
 
 
 @contextlib.contextmanager
-def bulk_session(db, path: str, schedule: Schedule | None = None):
+def bulk_session(db, path: str, schedule: Schedule | None = None, *, larger_cache: bool = True):
     """While a bulk change runs on `db` (the WAL database `path`): SQLite's
-    own checkpoints off, a larger page cache, and a Checkpointer in the
-    background, requested as `schedule` says. Yields `committed(seconds)`,
-    to call after each batch commits."""
+    own checkpoints off, a larger page cache (with `larger_cache`), and a
+    Checkpointer in the background, requested as `schedule` says. Yields
+    `committed(seconds)`, to call after each batch commits."""
     wal = path + "-wal"
     autocheckpoint, cache = db.pragma("wal_autocheckpoint"), db.pragma("cache_size")
     page = db.pragma("page_size")
@@ -148,7 +151,7 @@ def bulk_session(db, path: str, schedule: Schedule | None = None):
 
     db.execute_sql("PRAGMA wal_autocheckpoint = 0")
     kib = -cache if cache < 0 else cache * page // 1024  # negative sizes are KiB already, others pages
-    if kib < BULK_CACHE_KIB:
+    if larger_cache and kib < BULK_CACHE_KIB:
         db.execute_sql(f"PRAGMA cache_size = {-BULK_CACHE_KIB}")
     try:
         yield committed

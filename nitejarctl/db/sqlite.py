@@ -15,12 +15,14 @@ class Sqlite(Database, pw.SqliteDatabase):
     backend = "sqlite"
     temp_schema = "temp"
     pauses_for_writers = True
+    key_scans_walk_an_index = True
     column_types = {"text": "text", "integer": "integer", "real": "real", "blob": "blob"}
     now_sql = "(unixepoch())"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._tolerant = False
+        self._text_noted = False
         self.read_only_reason: str | None = None  # why it was opened read-only, when it was
         self.read_only_note: str | None = None  # the line saying so
 
@@ -60,6 +62,14 @@ class Sqlite(Database, pw.SqliteDatabase):
         if not self._tolerant:
             self._tolerant = True
             self.connection().text_factory = text.decoded
+            self.note_text()
+
+    def note_text(self) -> None:
+        """Say once that some text is not valid UTF-8 (and is shown with escapes)."""
+        from nitejarctl.db import text
+
+        if not self._text_noted:
+            self._text_noted = True
             if self.notify is not None:
                 self.notify(text.NOTE)
 
@@ -67,6 +77,15 @@ class Sqlite(Database, pw.SqliteDatabase):
         """The main database's file (None for an in-memory one)."""
         rows = self.execute_sql("PRAGMA database_list").fetchall()
         return next((row[2] for row in rows if row[1] == "main"), "") or None
+
+    def live_schema(self) -> dict[str, list[str]]:
+        rows = self.execute_sql(
+            "SELECT m.name, p.name FROM sqlite_master AS m, pragma_table_info(m.name) AS p "
+            "WHERE m.type = 'table' ORDER BY m.name, p.cid").fetchall()
+        schema: dict[str, list[str]] = {}
+        for table, column in rows:
+            schema.setdefault(table, []).append(column)
+        return schema
 
     def pragma(self, name: str):
         return self.execute_sql(f"PRAGMA {name}").fetchone()[0]
@@ -137,7 +156,7 @@ class Sqlite(Database, pw.SqliteDatabase):
 
     @contextlib.contextmanager
     def turn(self, *, wait: float, on_wait=None):
-        from nitejarctl.db.batches import TurnLock
+        from nitejarctl.db.turns import TurnLock
 
         self.refuse_writes()
         path = self.file_path() if self.transaction_depth() == 0 else None
@@ -147,18 +166,34 @@ class Sqlite(Database, pw.SqliteDatabase):
         with TurnLock(path, wait=wait, on_wait=on_wait):
             yield
 
-    def bulk_session(self):
+    def bulk_session(self, *, cache: bool = True):
         from nitejarctl.db.checkpoints import bulk_session
 
         path = self.wal_file()
-        return bulk_session(self, path) if path is not None else Database.bulk_session(self)
+        if path is None:
+            return Database.bulk_session(self, cache=cache)
+        return bulk_session(self, path, larger_cache=cache)
 
-    def changed_rows(self, change):
+    def side_reader(self):
+        """A reader beside this connection (db.side_reader), in WAL mode only."""
+        import sqlite3
+
+        from nitejarctl.db.side_reader import SideReader
+
+        path = self.wal_file()
+        if path is None:
+            return None
+        try:
+            return SideReader(path, trace=self.trace, on_tolerant=self.note_text)
+        except sqlite3.Error:  # say, a read-only place: the change's own connection reads
+            return None
+
+    def changed_rows(self, change, text_columns=None):
         from nitejarctl.db import changed_rows
 
         path = self.wal_file()
         if path is not None and not change.temporary:
-            return changed_rows.ReadBeside(self, change, path)
+            return changed_rows.ReadAfter(self, change, path)
         return changed_rows.ReadFirst(self, change)
 
     # ----------------------------------------------------------- the server

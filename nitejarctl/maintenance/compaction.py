@@ -25,6 +25,12 @@ How the work streams (memory flat in the number of conversations):
    conversation boundary, after `batch_seconds` or when the transcripts it
    holds for a summarizer grow past a budget; the next batch resumes after
    the last conversation it finished.
+   Where the database has a reader beside the change's own connection
+   (db.side_reader: SQLite in WAL mode) and no summarizer runs, that reader
+   reads each batch — its keys listed in the query — one batch ahead, in a
+   thread of its own, while this one turns the previous batch's rows into
+   summaries and writes them (maintenance.conversations): each batch is then
+   its `batch_size` conversations.
 3. The batch's cursor is closed BEFORE anything is written. A read cursor
    must not stay open across a write on the same connection: on SQLite a
    statement still reading keeps the connection's read snapshot, and in WAL
@@ -45,7 +51,8 @@ How the work streams (memory flat in the number of conversations):
    whole batch at once rather than one statement per conversation as
    `sprite_sessions.close_for_conversation` does). With a summarizer the
    writer also commits when `batch_seconds` have passed since its first
-   pending summary.
+   pending summary. On SQLite in WAL mode the checkpoints run beside the
+   writes, as a bulk change's do (db.checkpoints), not in the commits.
 
 A SIGKILL at any moment therefore leaves every batch either fully committed
 (summaries and closed sessions) or not at all, never a duplicate, and a rerun
@@ -56,15 +63,16 @@ is measured against, so a second run writes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 
 import peewee as pw
-from peewee import Case, fn
+from peewee import fn
 
 from nitejarctl import signals
 from nitejarctl.db import now as db_now
-from nitejarctl.maintenance import staging
+from nitejarctl.maintenance import conversations, staging
 from nitejarctl.maintenance.staging import Key
 from nitejarctl.maintenance.summarizer import (
     DEFAULT_SUMMARIZER_TIMEOUT,
@@ -77,19 +85,12 @@ from nitejarctl.maintenance.turns import (
     SKIP_DISABLED,
     SKIP_NO_TURN,
     SKIP_NOT_IDLE,
-    SKIPPED_ROLES,
     Conversation,
     Outcome,
     compaction_disabled,
     default_summary,
 )
-from nitejarctl.models import (
-    Agent,
-    Job,
-    Message,
-    SpriteSession,
-    WorkItem,
-)
+from nitejarctl.models import Agent, SpriteSession
 from nitejarctl.repositories import messages
 
 BATCH_CONVERSATIONS = 200
@@ -130,6 +131,10 @@ class CompactionRun:
         self._pending: list[Outcome] = []
         self._pending_since = 0.0
         self._ready: list[Outcome] = []  # outcomes written (or skipped) and not yet yielded
+        self._reader = None  # db.side_reader, when the database has one
+        self._pipeline = None  # the batches it reads, while outcomes() runs
+        self._session = contextlib.ExitStack()  # the database's bulk session, while writing
+        self._committed = None  # its committed(seconds), after each write transaction
 
     # -- lifecycle
 
@@ -137,6 +142,14 @@ class CompactionRun:
         staging.create(self.db)
         try:
             self._fill_keys()
+            # Without a summarizer the reading is what takes the time: beside the
+            # connection that writes, one batch ahead (maintenance.conversations).
+            self._reader = None if self.summarizer else self.db.side_reader()
+            if not self.dry_run:
+                # Checkpoints beside the writes, as for a bulk change (SQLite in WAL
+                # mode), not by the commit that passes 1000 pages; the page cache
+                # stays as it is (memory flat in the number of conversations).
+                self._committed = self._session.enter_context(self.db.bulk_session(cache=False))
         except BaseException:
             self._drop()
             raise
@@ -151,7 +164,14 @@ class CompactionRun:
         return False
 
     def _drop(self) -> None:
-        staging.drop(self.db)
+        reader, self._reader = self._reader, None
+        try:
+            if reader is not None:
+                reader.close()
+            staging.drop(self.db)
+        finally:
+            self._committed = None
+            self._session.close()
 
     def _fill_keys(self) -> None:
         idle = messages.idle_conversations_query(cutoff=self.cutoff, session_key=self.session_key,
@@ -181,6 +201,16 @@ class CompactionRun:
                           .where(Key.enabled == 0).order_by(Key.seq)):
             yield self._count(Outcome("skipped", row["session_key"], row["agent_id"], reason=SKIP_DISABLED))
         last = Key.select(fn.MAX(Key.seq)).where(Key.enabled == 1).scalar() or 0
+        if self._reader is not None:
+            self._pipeline = conversations.Pipeline(self.db, self._reader, last, self.batch_size)
+        try:
+            yield from self._batches(last)
+        finally:
+            if self._pipeline is not None:
+                self._pipeline.close()
+                self._pipeline = None
+
+    def _batches(self, last: int):
         done = 0
         while done < last and not self._limit_reached():
             items, done = self._read_batch(done)
@@ -206,32 +236,48 @@ class CompactionRun:
     def _limit_reached(self) -> bool:
         return self.limit is not None and self.counts["compacted"] + len(self._pending) >= self.limit
 
-    def _messages_query(self, after: int, upto: int):
-        content = Case(None, [(Message.role.not_in(SKIPPED_ROLES), Message.content)], None)
-        # Reach jobs through the conversation's work items, not idx_jobs_agent.
-        job_agent = self.db.unindexed(Job.agent_id)
-        return (Key
-                .select(Key.seq, Key.session_key, Key.agent_id, Message.role,
-                        content.alias("content"), Message.created_at)
-                .join(WorkItem, on=(WorkItem.session_key == Key.session_key))
-                .join(Job, on=((Job.work_item_id == WorkItem.id) & (job_agent == Key.agent_id)))
-                .join(Message, on=(Message.job_id == Job.id))
-                .where((Key.seq > after) & (Key.seq <= upto) & (Key.enabled == 1)
-                       & (Job.status == "COMPLETED"))
-                .order_by(Key.seq, Job.created_at, Message.created_at, Message.id))
+    def _conversations(self, chunks, wanted: int | None):
+        """The batch's finished conversations (skip Outcomes and
+        Conversations) from its rows, and the number of the last one when
+        `wanted` Conversations came before the batch's end (else None)."""
+        items: list = []
+        current = None
+        ready = 0
+        for chunk in chunks:
+            for seq, session_key, agent_id, role, content, created_at in chunk:
+                if current is None or seq != current.seq:
+                    if current is not None:
+                        items.append(item := self._finish(current))
+                        if isinstance(item, Conversation):
+                            ready += 1
+                            if wanted is not None and ready >= wanted:
+                                return items, current.seq
+                    current = Conversation(seq, session_key, agent_id)
+                current.add(role, content, created_at)
+        if current is not None:
+            items.append(self._finish(current))
+        return items, None
 
     def _read_batch(self, after: int):
         """Read the conversations after seq `after` (at most batch_size; fewer
         when time, the transcript budget or --limit says stop) and return
         (items, seq of the last conversation read). Items are skip Outcomes and
         finished Conversations. The cursor is closed when this returns."""
+        if self._pipeline is not None:  # read beside, a batch ahead: the next one is this one
+            upto, chunks = self._pipeline.next(after)
+            wanted = None if self.limit is None else self.limit - self.counts["compacted"] - len(self._pending)
+            try:
+                items, stopped_at = self._conversations(chunks, wanted)
+            finally:
+                chunks.close()
+            return items, upto if stopped_at is None else stopped_at
         upto = after + self.batch_size
         wanted = None if self.limit is None else self.limit - self.counts["compacted"] - len(self._pending)
         started = time.monotonic()
         items: list = []
         ready = held = 0
         current = None
-        rows = self.db.stream(self._messages_query(after, upto))
+        rows = self.db.stream(conversations.messages_query(self.db, after, upto))
         stopped = False
         try:
             for row in rows:
@@ -314,6 +360,7 @@ class CompactionRun:
         self._ready += pending
 
     def _write(self, pending: list[Outcome]) -> None:
+        started = time.monotonic()
         with self.db.atomic():
             self.db.serialise_writes()
             # The time once the lock is ours: a session nitejar touched while this
@@ -323,10 +370,12 @@ class CompactionRun:
             inserted = staging.insert_summaries(self.db, now)
             closed = 0
             if not self.keep_sprites:
-                targets = staging.sessions_to_close(written_only=True)
-                closed = (SpriteSession.update(status="closed", last_active_at=now)
-                          .where(SpriteSession.id.in_(targets)).execute())
+                closing = SpriteSession.id.in_(staging.sessions_to_close(written_only=True))
+                # locked in the order a concurrent bulk change locks them
+                closed = self.db.update_in_order(SpriteSession, closing, {"status": "closed", "last_active_at": now})
             staging.clear()
+        if self._committed is not None:
+            self._committed(time.monotonic() - started)
         self.closed_sessions += closed
         for outcome in pending:
             if outcome.id in inserted:

@@ -36,11 +36,14 @@ def plan(db, *, agent_id: str | None = None, rate: float | None = None) -> Decay
 
 def _rate(db, decay: DecayPlan, value=lambda rate: rate):
     """Each memory's rate (per week, or `value` of it) as SQL: a CASE over the
-    plan's few groups of agents, 0 for agents no group covers. On SQLite the
-    agent column as the planner may not use an index for: otherwise it picks
-    the (agent_id, strength) index for each batch and rescans and re-sorts the
-    group's memories every time, instead of seeking the batch's rowids."""
-    return policy.per_agent(decay.groups, value, 0.0, db.unindexed(M.agent_id))
+    plan's few groups of agents, 0 for agents no group covers. Each rate a
+    float (a bare parameter is numeric on PostgreSQL, and numeric arithmetic
+    on every row is several times slower). On SQLite the agent column as the
+    planner may not use an index for: otherwise it picks the (agent_id,
+    strength) index for each batch and rescans and re-sorts the group's
+    memories every time, instead of seeking the batch's rowids."""
+    return policy.per_agent(decay.groups, lambda rate: db.as_float(value(rate)), db.as_float(0.0),
+                            db.unindexed(M.agent_id))
 
 
 def change(db, decay: DecayPlan, now: int) -> Change:
@@ -57,7 +60,7 @@ def change(db, decay: DecayPlan, now: int) -> Change:
         scope &= db.unindexed(M.agent_id) == decay.agent_id
     where = scope & (policy.elapsed(db, now) * per_second > policy.CHANGE_THRESHOLD)
     return Change(M, where, {M.strength: policy.decayed(db, per_second, now), M.updated_at: now},
-                  columns=[M.id, M.agent_id, db.as_float(_rate(db, decay)).alias("rate"),
+                  columns=[M.id, M.agent_id, _rate(db, decay).alias("rate"),
                            Before(M.strength, "previous_strength"), M.strength],
                   scope=scope)
 

@@ -65,6 +65,9 @@ def stage(db, pending) -> None:
             cursor.executemany(sql, rows)
     finally:
         cursor.close()
+    # Without statistics the planner guesses the table from its pages, which its
+    # deleted rows keep: it would then hash every active session to join them.
+    db.analyze_temporary(Out._meta.table_name)
 
 
 def clear() -> None:

@@ -97,6 +97,12 @@ class LineWriter:
         self._project = None if fields is None else _projection(fields, self.wanted)
         self.count = 0
 
+    @property
+    def text_columns(self) -> list[str] | None:
+        """The names of the columns whose lines are TSV, escaped as this
+        writer escapes them (tsv and ids), else None."""
+        return list(self.wanted) if self.fmt in ("tsv", "ids") and self.wanted else None
+
     def header(self) -> str:
         if self.fmt == "json":
             return "["

@@ -53,8 +53,21 @@ class Spool:
         """Whether the rows outgrew memory and went to a temporary file."""
         return self._file._rolled
 
+    @property
+    def text_columns(self) -> list[str] | None:
+        """The columns the spool keeps as TSV lines (tsv and ids), else None:
+        `add()` then also takes their lines, formatted (an object with `tsv`,
+        UTF-8 bytes, and `count`)."""
+        return self.writer.text_columns if self.writer is not None else None
+
     def add(self, rows: Sequence[tuple]) -> None:
         """Keep `rows` (tuples in `fields` order): a sink for db.batches."""
+        tsv = getattr(rows, "tsv", None)
+        if tsv is not None:
+            self.count += rows.count
+            self.writer.count += rows.count
+            self._file.write(tsv)
+            return
         for start in range(0, len(rows), CHUNK):
             self._add(rows[start:start + CHUNK])
 

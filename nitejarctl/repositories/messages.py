@@ -66,19 +66,38 @@ def count_idle_conversations(db, *, cutoff: int) -> int:
     return idle_conversations_query(cutoff=cutoff).count()
 
 
+def _json_value(text: str):
+    """json.loads(text), sooner for the usual message (an object, nothing
+    around it): scanned as it is, without looking for white space first."""
+    import json
+
+    global _scan_once
+    if text[:1] == "{":
+        if _scan_once is None:
+            _scan_once = json.decoder.JSONDecoder().scan_once
+        try:
+            value, end = _scan_once(text, 0)
+        except (ValueError, StopIteration):
+            value, end = None, -1
+        if end == len(text):
+            return value
+    return json.loads(text)
+
+
+_scan_once = None
+
+
 def message_text(content) -> str:
     """The text of a message's `content`: `content.text`, else `content.content`
     (when the content is a JSON object), else the raw content when it is not
     JSON. A JSON string is its own text, a bare number or boolean its raw text;
     an object or array without text gives ''."""
-    import json
-
     if content is None:
         return ""
     if isinstance(content, (bytes, bytearray, memoryview)):
         content = bytes(content).decode("utf-8", "replace")
     try:
-        parsed = json.loads(content)
+        parsed = _json_value(content)
     except ValueError:
         return content
     if isinstance(parsed, dict):

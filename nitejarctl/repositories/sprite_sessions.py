@@ -142,6 +142,8 @@ def count_purgeable(db, older_than: int, now: int) -> int:
 def purge(db, older_than: int, now: int, bulk: Bulk) -> int:
     """Delete closed and error sessions last active before now - older_than
     (the sink gets them as they were)."""
+    if not db.key_scans_walk_an_index:
+        return bulk.apply(db, _change(db, purge_condition(older_than, now)))
     # One status at a time: each batch's key scan then walks a single range of
     # idx_sprite_sessions_status, (status, rowid), in key order and stops at the
     # batch size, instead of sorting every remaining candidate for each batch.
