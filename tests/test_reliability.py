@@ -526,3 +526,57 @@ def test_compaction_closes_sessions_with_the_time_it_got_the_lock(sqlite_url):
     finally:
         conn.close()
     assert status == "closed" and last >= touched
+
+
+def test_compaction_on_postgresql_closes_sessions_with_the_time_it_locked_them(pg_url):
+    """On PostgreSQL nitejar may touch a session until compaction has locked
+    its row: the session is closed with a last_active_at no older than that touch."""
+    import psycopg2
+
+    from nitejarctl.db import open_database, parse_url
+
+    database = open_database(parse_url(pg_url))
+    start = int(time.time()) - 2 * 3600
+    agent = f.agent("ops")
+    f.conversation("tg:lock", agent["id"], [("user", "deploy"), ("assistant", "done")], start=start)
+    session = f.sprite_session(agent["id"], "tg:lock", last_active_at=start)
+    database.close()
+    holder = psycopg2.connect(pg_url)
+    try:
+        with holder.cursor() as cur:  # nitejar's touch, not committed yet: the row is locked
+            cur.execute("UPDATE sprite_sessions SET last_active_at = %s WHERE id = %s", (start, session["id"]))
+            proc = subprocess.Popen([*nitejarctl(), "compaction", "run", "-q", "-o", "ids", "-d", pg_url],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            deadline = time.monotonic() + 60
+            while not _waits_for_a_row_lock(pg_url):  # compaction waits for the session's row
+                assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+                time.sleep(0.05)
+            time.sleep(1 - time.time() % 1)  # a second compaction's clock had not reached yet
+            touched = int(time.time())
+            cur.execute("UPDATE sprite_sessions SET last_active_at = %s WHERE id = %s", (touched, session["id"]))
+        holder.commit()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        holder.close()
+    assert (proc.returncode, err, len(out.split())) == (0, "", 1)
+    check = psycopg2.connect(pg_url)
+    try:
+        with check.cursor() as cur:
+            cur.execute("SELECT status, last_active_at FROM sprite_sessions WHERE id = %s", (session["id"],))
+            status, last = cur.fetchone()
+    finally:
+        check.close()
+    assert status == "closed" and last >= touched
+
+
+def _waits_for_a_row_lock(url: str) -> bool:
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND wait_event_type = 'Lock' AND query ILIKE '%FOR UPDATE%'")
+            return cur.fetchone()[0] > 0
+    finally:
+        conn.close()

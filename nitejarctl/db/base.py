@@ -229,8 +229,10 @@ class Database:
         """Inside a write transaction: UPDATE `model` SET `values` of the rows
         `condition` selects, locking them in the order bulk changes lock them
         (where rows are locked one by one), so that two changes never wait for
-        each other crosswise. Returns how many rows changed."""
-        return model.update(values).where(condition).execute()
+        each other crosswise. `values` may be a function giving them, called
+        once the rows are locked (values that depend on when that was).
+        Returns how many rows changed."""
+        return model.update(values() if callable(values) else values).where(condition).execute()
 
     def analyze_temporary(self, table: str) -> None:
         """Statistics for a temporary table just filled, where the planner needs them."""

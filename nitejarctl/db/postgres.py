@@ -190,7 +190,7 @@ class Postgres(Database, pw.PostgresqlDatabase):
         locked = [row[0] for row in self.execute(model.select(key).where(condition).order_by(key).for_update())]
         if not locked:
             return 0
-        return model.update(values).where(key.in_(locked)).execute()
+        return model.update(values() if callable(values) else values).where(key.in_(locked)).execute()
 
     def analyze_temporary(self, table: str) -> None:
         self.execute_sql(f'ANALYZE "{table}"')

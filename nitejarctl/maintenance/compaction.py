@@ -371,8 +371,10 @@ class CompactionRun:
             closed = 0
             if not self.keep_sprites:
                 closing = SpriteSession.id.in_(staging.sessions_to_close(written_only=True))
-                # locked in the order a concurrent bulk change locks them
-                closed = self.db.update_in_order(SpriteSession, closing, {"status": "closed", "last_active_at": now})
+                # locked in the order a concurrent bulk change locks them; on PostgreSQL
+                # nitejar may touch one until it is locked: the time is taken then
+                closed = self.db.update_in_order(
+                    SpriteSession, closing, lambda: {"status": "closed", "last_active_at": max(now, db_now())})
             staging.clear()
         if self._committed is not None:
             self._committed(time.monotonic() - started)
