@@ -67,7 +67,8 @@ SCENARIOS = [
     Scenario("idempotency-prune", ["idempotency", "prune", "--older-than", "30d", "--yes"], 1.5),
     Scenario("compaction-run", ["compaction", "run"], 0.8, flat_check=True),
 ]
-COMPLETION_ENV = {"COMP_WORDS": "nitejarctl sessions close ", "COMP_CWORD": "3",
+# The request completions/nitejarctl.bash makes for `nitejarctl sessions close <Tab>`.
+COMPLETION_ENV = {"COMP_LINE": "nitejarctl sessions close ", "COMP_WORD": "",
                   "_NITEJARCTL_COMPLETE": "bash_complete"}
 
 
@@ -383,8 +384,10 @@ class Runner:
             env = {**os.environ, **COMPLETION_ENV, "NITEJAR_DATABASE_URL": self.db}
             probe = measure(argv, env=env, stdout_path=os.path.join(self.work_dir, "complete.out"))
             with open(os.path.join(self.work_dir, "complete.out"), encoding="utf-8") as f:
-                candidates = [line for line in f.read().splitlines() if line.startswith("plain,")]
-            if probe.code != 0 or not candidates:
+                candidates = [line[len("plain,"):] for line in f.read().splitlines() if line.startswith("plain,")]
+            with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True) as conn:
+                ids = {row[0] for row in conn.execute("SELECT id FROM sprite_sessions WHERE status = 'active'")}
+            if probe.code != 0 or not candidates or not set(candidates) <= ids:  # session ids, not command names
                 result.notes.append("no session-id candidates from `sessions close <Tab>` yet"
                                     + (f" ({last_line(probe.stderr)})" if probe.code else ""))
                 return
