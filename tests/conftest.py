@@ -269,3 +269,14 @@ class Run:
 def run(db_url):
     """run(*args) -> click Result, with `-d <this test's database>` appended."""
     return Run(db_url)
+
+
+@pytest.fixture(autouse=True)
+def _no_remembered_secrets():
+    """Each command runs in a process of its own, knowing no password but its
+    URL's; in-process tests start likewise (a password an earlier test's URL
+    held, say `pw`, would be masked in this test's paths)."""
+    from nitejarctl.db import urls
+
+    urls._SECRETS.clear()
+    yield
