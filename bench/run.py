@@ -298,6 +298,19 @@ def beside_python() -> str | None:
     return path if os.access(path, os.X_OK) else None
 
 
+def compiled(nitejarctl: str) -> str:
+    """Write the bytecode of the nitejarctl package `nitejarctl` runs, as
+    `pip install` does: an editable install run with PYTHONDONTWRITEBYTECODE
+    set would otherwise compile every module from source on every run and
+    time that instead of the command. Returns `nitejarctl`."""
+    with open(nitejarctl, "rb") as f:
+        first = f.readline().decode("utf-8", "replace")
+    python = first[2:].strip() if first.startswith("#!") else sys.executable
+    code = "import compileall, os, nitejarctl; compileall.compile_dir(os.path.dirname(nitejarctl.__file__), quiet=1)"
+    subprocess.run([python, "-c", code], check=False, capture_output=True)
+    return nitejarctl
+
+
 class Runner:
     """The scenarios in interleaved rounds: each round runs every database
     scenario once — nitejarctl, its baseline and, with --compare, the other
@@ -311,7 +324,10 @@ class Runner:
         self.nitejarctl = args.nitejarctl or beside_python() or shutil.which("nitejarctl")
         if not self.nitejarctl:
             sys.exit("nitejarctl is not on PATH (pip install -e .), or pass --nitejarctl")
+        compiled(self.nitejarctl)
         self.compare = getattr(args, "compare", None)
+        if self.compare:
+            compiled(self.compare)
         self.verbose = getattr(args, "verbose", False)
         self.rounds = args.rounds or ROUNDS
         self.quiet = args.json
