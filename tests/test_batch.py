@@ -64,6 +64,29 @@ def test_batches_cover_every_row_once_and_report_progress(db):
     assert done == [6, 6, 6, 2]  # each batch's own count, after its commit
 
 
+def test_a_change_over_most_of_a_table_covers_it_once_in_batches_of_about_their_size(db, backend):
+    """Nine rows in ten in scope: every row changed once, in batches of about
+    the batch's size (on PostgreSQL each a range of the pages holding that many
+    rows, read once, with no scan first for where its rows end)."""
+    K.insert_many([{"key": f"k{i:05}", "created_at": i} for i in range(3000)]).execute()
+    if backend == "postgresql":
+        db.execute_sql("ANALYZE idempotency_keys")
+    statements = []
+    db.trace = lambda sql, params, seconds: statements.append(sql)
+    done = []
+    try:
+        change = Change(K, K.created_at < 2700, {K.created_at: K.created_at + 100_000})
+        assert run(db, change, progress=done.append, batching=BY[500]) == 2700
+    finally:
+        db.trace = None
+    assert sorted(k.created_at for k in K.select()) == [*range(2700, 3000), *range(100_000, 102_700)]
+    assert sum(done) == 2700 and len(done) >= 5
+    assert max(done) <= 600, done  # about the size: the pages that hold 500 rows of the table
+    assert len([s for s in statements if s.lstrip().startswith("UPDATE")]) == len(done)
+    if backend == "postgresql":
+        assert not [s for s in statements if s.lstrip().startswith("SELECT") and "OFFSET" in s], statements
+
+
 def test_next_size_aims_at_the_target_within_half_and_double():
     batching = Batching(seconds=0.3, smallest=500, largest=100_000)
     assert batching.next_size(10_000, 0.3) == 10_000

@@ -13,6 +13,9 @@ the scope for each batch; pages are what the table is made of, whatever its
 keys look like, and one range of them is one short sequential read. The
 pages are those the table had when the change began: rows that move or
 arrive behind them meanwhile (a concurrent writer's) wait for the next run.
+Where half the table or more is in scope, a batch is the window of pages
+that hold about `size` rows, read once; where the scope is sparser, a key
+scan first finds where its `size` rows end (see PageRanges).
 
 Each `next()` runs inside the batch's transaction and returns the batch's
 condition (None: nothing left); `measured(changed, seconds)` after its commit
@@ -83,6 +86,12 @@ class PageRanges:
         else:  # pages for twice the batch's rows, as the planner expects them spread
             self.window = int(2 * self.size * self.end / estimate)
         self.window = min(max(1, self.window), max(1, self.end))
+        # Half the table or more in scope: a window of the pages that hold
+        # `size` rows at the table's density has about that many in scope
+        # wherever they are, and no key scan needs to find where it ends.
+        total = db.estimated_rows(change.scan.select(SQL("1")))
+        self.per_page = max(1.0, total / max(1, self.end))
+        self.dense = not self.few and 2 * estimate >= total
         self.start = (0, 0)  # the first row address not yet covered
         self.filled = False  # whether the last batch stopped at its size
         self.finished = False
@@ -96,8 +105,15 @@ class PageRanges:
                 return batch
         if self.start[0] >= self.end:
             return None
+        if self.dense:
+            self.window = max(1, int(self.size / self.per_page))
         upto = min(self.end, self.start[0] + self.window)
         low, high = db.row_address(*self.start), db.row_address(upto, 0)
+        if self.dense:
+            self.filled = True  # its size adapts, and the window with it
+            self.start = (upto, 0)
+            self.finished = upto >= self.end
+            return (key >= low) & (key < high)
         # The address of the size-th row in the window, if it has that many
         # (OFFSET: no aggregate over the rows before it).
         upper = (self.change.scan.select(key).where(self.change.scope & (key >= low) & (key < high))
