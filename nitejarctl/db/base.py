@@ -52,8 +52,12 @@ class Database:
 
     def live_schema(self) -> dict[str, list[str]]:
         """Every table of the database and its columns, in order: one query
-        (each backend reads its own catalogue)."""
-        raise NotImplementedError
+        (each backend reads its own catalogue, `SCHEMA_SQL`: rows of table
+        and column)."""
+        schema: dict[str, list[str]] = {}
+        for table, column in self.execute_sql(self.SCHEMA_SQL).fetchall():
+            schema.setdefault(table, []).append(column)
+        return schema
 
     def _live(self) -> dict[str, list[str]]:
         # Read once per connection: a command asks about the same few tables again and again.

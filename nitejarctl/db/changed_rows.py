@@ -234,9 +234,7 @@ class ReadAfter(ReadFirst):
                     # same snapshot, tolerantly, after the rows already given.
                     reader.text_factory = text.decoded
                     cursor = self._execute(reader, query)
-                    skip = given
-                    while skip > 0 and (skipped := len(cursor.fetchmany(min(skip, CHUNK)))):
-                        skip -= skipped
+                    text.skip_rows(cursor, given, CHUNK)
                     continue
                 if not rows:
                     break

@@ -31,19 +31,12 @@ class Postgres(Database, pw.PostgresqlDatabase):
     temp_schema = "pg_temp"
     column_types = {"text": "text", "integer": "integer", "real": "double precision", "blob": "bytea"}
     now_sql = "(extract(epoch from now())::integer)"
-
-    def live_schema(self) -> dict[str, list[str]]:
-        """The tables of the current schema and their columns, from pg_catalog in
-        one query (information_schema would take one query per table, and is slow)."""
-        rows = self.execute_sql(
-            "SELECT c.relname, a.attname FROM pg_catalog.pg_class AS c "
-            "JOIN pg_catalog.pg_attribute AS a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
-            "WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p') "
-            "ORDER BY c.relname, a.attnum").fetchall()
-        schema: dict[str, list[str]] = {}
-        for table, column in rows:
-            schema.setdefault(table, []).append(column)
-        return schema
+    # The current schema's tables and columns from pg_catalog in one query
+    # (information_schema would take one query per table, and is slow).
+    SCHEMA_SQL = ("SELECT c.relname, a.attname FROM pg_catalog.pg_class AS c "
+                  "JOIN pg_catalog.pg_attribute AS a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+                  "WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p') "
+                  "ORDER BY c.relname, a.attnum")
 
     def stream_tuples(self, query, batch_size: int = STREAM_BATCH):
         """A server-side (named) cursor, so that memory stays flat."""

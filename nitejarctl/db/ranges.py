@@ -89,9 +89,11 @@ class PageRanges:
         # Half the table or more in scope: a window of the pages that hold
         # `size` rows at the table's density has about that many in scope
         # wherever they are, and no key scan needs to find where it ends.
-        total = db.estimated_rows(change.scan.select(SQL("1")))
-        self.per_page = max(1.0, total / max(1, self.end))
-        self.dense = not self.few and 2 * estimate >= total
+        self.dense = False
+        if not self.few:
+            total = db.estimated_rows(change.scan.select(SQL("1")))
+            self.per_page = max(1.0, total / max(1, self.end))
+            self.dense = 2 * estimate >= total
         self.start = (0, 0)  # the first row address not yet covered
         self.filled = False  # whether the last batch stopped at its size
         self.finished = False

@@ -115,9 +115,7 @@ class SideReader:
                     if self._on_tolerant is not None:
                         self._on_tolerant()
                     cursor = self._execute(rows)
-                    skip = handed
-                    while skip > 0 and (skipped := len(cursor.fetchmany(min(skip, CHUNK)))):
-                        skip -= skipped
+                    text.skip_rows(cursor, handed, CHUNK)
                     continue
                 if not chunk:
                     break

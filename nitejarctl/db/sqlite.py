@@ -18,6 +18,8 @@ class Sqlite(Database, pw.SqliteDatabase):
     key_scans_walk_an_index = True
     column_types = {"text": "text", "integer": "integer", "real": "real", "blob": "blob"}
     now_sql = "(unixepoch())"
+    SCHEMA_SQL = ("SELECT m.name, p.name FROM sqlite_master AS m, pragma_table_info(m.name) AS p "
+                  "WHERE m.type = 'table' ORDER BY m.name, p.cid")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -77,15 +79,6 @@ class Sqlite(Database, pw.SqliteDatabase):
         """The main database's file (None for an in-memory one)."""
         rows = self.execute_sql("PRAGMA database_list").fetchall()
         return next((row[2] for row in rows if row[1] == "main"), "") or None
-
-    def live_schema(self) -> dict[str, list[str]]:
-        rows = self.execute_sql(
-            "SELECT m.name, p.name FROM sqlite_master AS m, pragma_table_info(m.name) AS p "
-            "WHERE m.type = 'table' ORDER BY m.name, p.cid").fetchall()
-        schema: dict[str, list[str]] = {}
-        for table, column in rows:
-            schema.setdefault(table, []).append(column)
-        return schema
 
     def pragma(self, name: str):
         return self.execute_sql(f"PRAGMA {name}").fetchone()[0]

@@ -23,6 +23,13 @@ def decoded(data: bytes) -> str:
     return data.decode("utf-8", "backslashreplace")
 
 
+def skip_rows(cursor, count: int, chunk: int) -> None:
+    """Read past the first `count` rows of `cursor` (those already handed
+    over, when a query is run again tolerantly), `chunk` at a time."""
+    while count > 0 and (skipped := len(cursor.fetchmany(min(count, chunk)))):
+        count -= skipped
+
+
 def is_select(sql: str) -> bool:
     return sql[:6].upper() == "SELECT"
 
