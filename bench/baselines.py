@@ -275,16 +275,23 @@ SCENARIOS = {
 }
 
 
-def main(argv=None) -> int:
+def run_scenario(scenarios: dict, connect, usage: str, argv=None) -> int:
+    """`SCENARIO WHERE` from the command line: run it on `connect(WHERE)` with
+    "now" from the clock; its count on stderr (pg_baselines.py runs its own
+    scenarios through this too)."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2 or args[0] not in SCENARIOS:
-        print(f"usage: baselines.py {{{','.join(SCENARIOS)}}} DB_PATH", file=sys.stderr)
+    if len(args) != 2 or args[0] not in scenarios:
+        print(f"usage: {usage.format(scenarios='{' + ','.join(scenarios) + '}')}", file=sys.stderr)
         return 2
     conn = connect(args[1])
-    count = SCENARIOS[args[0]](conn, int(time.time()))
+    count = scenarios[args[0]](conn, int(time.time()))
     conn.close()
     print(f"{args[0]}: {count}", file=sys.stderr)
     return 0
+
+
+def main(argv=None) -> int:
+    return run_scenario(SCENARIOS, connect, "baselines.py {scenarios} DB_PATH", argv)
 
 
 if __name__ == "__main__":

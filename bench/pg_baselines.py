@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 import uuid
 
 import baselines as sqlite_baselines  # bench/baselines.py: the shared semantics
@@ -197,16 +196,7 @@ SCENARIOS = {
 
 
 def main(argv=None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2 or args[0] not in SCENARIOS:
-        print(f"usage: pg_baselines.py {{{','.join(SCENARIOS)}}} URL", file=sys.stderr)
-        return 2
-    conn = connect(args[1])
-    count = SCENARIOS[args[0]](conn, int(time.time()))
-    conn.close()
-    print(f"{args[0]}: {count}", file=sys.stderr)
-    return 0
-
+    return sqlite_baselines.run_scenario(SCENARIOS, connect, "pg_baselines.py {scenarios} URL", argv)
 
 if __name__ == "__main__":
     sys.exit(main())
