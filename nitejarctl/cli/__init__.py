@@ -289,4 +289,10 @@ def cli(ctx):
 
 
 def main() -> None:
-    cli.main(prog_name="nitejarctl")
+    from nitejarctl import startup
+
+    startup.begin()
+    try:
+        cli.main(prog_name="nitejarctl")
+    finally:
+        startup.end()

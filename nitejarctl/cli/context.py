@@ -75,6 +75,9 @@ class Settings:
             if getattr(db, "read_only_note", None):
                 self.info(db.read_only_note)
             self._db = db
+            from nitejarctl import startup
+
+            startup.ready()
         return self._db
 
     def close(self) -> None:
