@@ -99,15 +99,23 @@ def _victims(db, prune: Rules, over: list[str]):
         partition_by=[M.agent_id],
         order_by=[M.permanent.desc(), M.strength.desc(),
                   fn.COALESCE(M.last_accessed_at, M.created_at).desc(), M.created_at.desc(), M.id])
-    ranked = (M.select(key.alias("k"), M.id, M.permanent, M.strength,
-                       fn.COALESCE(M.last_accessed_at, 0).alias("accessed"), rank.alias("rn"),
-                       *[prune.per_agent(a).alias(a) for a in ("below", "keep", "below_reason", "keep_reason")])
+    ranked = (M.select(key.alias("k"), M.id, M.agent_id, M.permanent, M.strength,
+                       fn.COALESCE(M.last_accessed_at, 0).alias("accessed"), rank.alias("rn"))
               .where(M.agent_id.in_(over)))
+    # Each ranked agent's rule, joined on once the rows are ranked (a rule per
+    # agent looked up by a hash join, not four CASEs evaluated on every row).
+    rules = pw.ValuesList([(agent, *_rule_values(prune.of(agent))) for agent in over], alias="rules")
+    agent, below, keep, below_reason, keep_reason = (getattr(rules.c, f"column{i}") for i in range(1, 6))
     r = ranked.alias("ranked")
-    reason = pw.Case(None, [(r.c.strength < r.c.below, r.c.below_reason)], r.c.keep_reason)
+    reason = pw.Case(None, [(r.c.strength < below, below_reason)], keep_reason)
     ranked_victims = (pw.Select([r], [r.c.k, r.c.id, r.c.accessed, reason.alias("reason")])
-                      .where((r.c.permanent == 0) & ((r.c.strength < r.c.below) | (r.c.rn > r.c.keep))))
+                      .join(rules, on=(agent == r.c.agent_id))
+                      .where((r.c.permanent == 0) & ((r.c.strength < below) | (r.c.rn > keep))))
     return ranked_victims + weak.where(M.agent_id.not_in(over))  # UNION ALL
+
+
+def _rule_values(rule: Rule) -> tuple:
+    return rule.below, rule.keep, rule.below_reason, rule.keep_reason
 
 
 def preview(db, prune: Rules):
