@@ -203,10 +203,11 @@ class Database:
 
     @contextlib.contextmanager
     def bulk_session(self, *, cache: bool = True):
-        """Yields `committed(seconds)`, called after each batch of a bulk change
-        commits; the backend may tune the connection meanwhile (without
+        """Yields a session whose `committed(seconds)` is called after each
+        batch of a bulk change commits and `between(settle)` before the next
+        one begins; the backend may tune the connection meanwhile (without
         `cache`, leaving its page cache as it is)."""
-        yield lambda seconds: None
+        yield BulkSession()
 
     def serialise_writes(self) -> None:
         """Inside a write transaction: wait until no other nitejarctl writes
@@ -255,3 +256,15 @@ class Database:
 def like(column, op: str, text: str):
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return pw.NodeList((column, SQL(op), f"%{escaped}%", SQL("ESCAPE '\\'")))
+
+
+class BulkSession:
+    """What a bulk change tells its database between batches (see
+    Database.bulk_session); here, nothing is done with it."""
+
+    def committed(self, seconds: float) -> None:
+        """A batch whose transaction took `seconds` has committed."""
+
+    def between(self, settle=None) -> None:
+        """The next batch is about to begin; `settle()`, if given, waits until
+        the rows of the batches so far have been read."""

@@ -132,9 +132,14 @@ def run_each(db, changes, counts: list, *, sink=None, progress=None, batching: B
     batching = batching or db.batching()
     with contextlib.ExitStack() as stack:
         stack.enter_context(db.turn(wait=batching.lock_wait, on_wait=on_wait))
-        committed = stack.enter_context(db.bulk_session())
+        session = stack.enter_context(db.bulk_session())
         delivery = stack.enter_context(_Delivery(sink)) if sink is not None else None
-        timer = _LockTimer(clock, committed)
+        timer = _LockTimer(clock, session.committed)
+        settle = delivery.drained if delivery is not None else None  # the rows so far read
+
+        def between() -> None:
+            session.between(settle)
+
         pacing = _Pacing(batching, sleep, db.pauses_for_writers)
         for i, change in enumerate(changes):
             with contextlib.ExitStack() as inner:
@@ -142,7 +147,7 @@ def run_each(db, changes, counts: list, *, sink=None, progress=None, batching: B
                 if sink is not None:
                     capture = inner.enter_context(db.changed_rows(change, getattr(sink, "text_columns", None)))
                     inner.callback(delivery.drained)  # its rows read before its reader goes
-                _batches(db, change, i, counts, capture, delivery, timer, pacing, progress)
+                _batches(db, change, i, counts, capture, delivery, timer, pacing, progress, between)
 
 
 class _Pacing:
@@ -161,9 +166,11 @@ class _Pacing:
             self.held = 0.0
 
 
-def _batches(db, change, i: int, counts: list, capture, delivery, timer, pacing: _Pacing, progress) -> None:
+def _batches(db, change, i: int, counts: list, capture, delivery, timer, pacing: _Pacing, progress,
+             between) -> None:
     ranges = db.batch_ranges(change, pacing.batching)
     while True:
+        between()
         with signals.deferred():
             with db.atomic():
                 timer.start()  # the lock is ours from here to the commit

@@ -55,6 +55,11 @@ class Schedule:
         self._every = self.first_every
         self._since = 0  # the WAL's size at the last checkpoint
 
+    @property
+    def eager_now(self) -> bool:
+        """Whether every commit is still checkpointed as soon as it is made."""
+        return self._young < self.eager
+
     def start(self, wal_size: int) -> None:
         """The change starts, with the WAL file `wal_size` bytes long."""
         self._since = wal_size
@@ -82,26 +87,43 @@ class Checkpointer:
     its own on a connection of its own, as they are requested: the copying
     and syncing overlap the next batches' work (the thread holds Python's
     lock only between checkpoints). A request made while one runs is served
-    by one more run when it ends. The last one, `finish()`'s, also truncates
-    the WAL file if nobody is using it then."""
+    by one more run when it ends. `catch_up()` also waits for that run: with
+    no commit in between, the WAL is then copied whole, and the next write
+    transaction starts it again from its beginning (a WAL that is never copied
+    whole before a commit is never restarted, and grows by every batch's pages
+    to the size of the whole change). The last one, `finish()`'s, also
+    truncates the WAL file if nobody is using it then."""
 
     def __init__(self, path: str):
         self.frames = 0  # the WAL frames the last checkpoint found
         self._error: Exception | None = None
         self._conn = connect(path, "rw")
-        self._wanted = threading.Event()
+        self._changed = threading.Condition()
+        self._requested = 0  # requests made so far
+        self._served = 0  # requests that a checkpoint begun after them has served
         self._last = False
         self._thread = threading.Thread(target=self._run, name="checkpoint", daemon=True)
         self._thread.start()
 
-    def request(self) -> None:
-        self._wanted.set()
+    def request(self) -> int:
+        with self._changed:
+            self._requested += 1
+            self._changed.notify_all()
+            return self._requested
+
+    def catch_up(self) -> None:
+        """Checkpoint now and wait until it is done."""
+        wanted = self.request()
+        with timings.measured("checkpoint wait"), self._changed:
+            while self._served < wanted and self._error is None and self._thread.is_alive():
+                self._changed.wait()
 
     def finish(self) -> None:
         """Checkpoint what is left (and truncate the WAL when nobody uses it),
         wait for it, and close."""
-        self._last = True
-        self._wanted.set()
+        with self._changed:
+            self._last = True
+            self._changed.notify_all()
         with timings.measured("checkpoint wait"):
             self._thread.join()
         self._conn.close()
@@ -110,16 +132,22 @@ class Checkpointer:
 
     def _run(self) -> None:
         while True:
-            self._wanted.wait()
-            self._wanted.clear()
-            last = self._last
+            with self._changed:
+                while self._served == self._requested and not self._last:
+                    self._changed.wait()
+                wanted, last = self._requested, self._last
             mode = "TRUNCATE" if last else "PASSIVE"  # TRUNCATE that would wait works as PASSIVE
             try:
                 with timings.measured("checkpoint"):
                     self.frames = self._conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()[1]
             except Exception as exc:  # reported by finish()
-                self._error = exc
+                with self._changed:
+                    self._error = exc
+                    self._changed.notify_all()
                 return
+            with self._changed:
+                self._served = wanted
+                self._changed.notify_all()
             if last:
                 return
 
@@ -132,29 +160,58 @@ def connect(path: str, mode: str, *, timeout: float = 0) -> sqlite3.Connection:
                            timeout=timeout, check_same_thread=False)
 
 
+class Session:
+    """The bulk session of a WAL database (see bulk_session). While the
+    schedule is eager, each checkpoint runs in the background; after that,
+    every other one is a catch-up between two batches (once the rows read
+    beside the change so far, whose snapshots would keep the WAL's last
+    frames from being copied, have been read): the WAL is then copied whole,
+    and the next batch's commit starts it again from its beginning. So the
+    WAL holds about two intervals' frames at most (each `schedule.wal_bytes`
+    or less), while half the checkpoints still overlap the batches."""
+
+    def __init__(self, wal: str, schedule: Schedule, checkpointer: Checkpointer):
+        self.wal, self.schedule, self.checkpointer = wal, schedule, checkpointer
+        self.due = False  # a catch-up before the next batch
+        self._catch_up_next = False
+
+    def committed(self, seconds: float) -> None:
+        schedule, checkpointer = self.schedule, self.checkpointer
+        if not schedule.committed(seconds, _size(self.wal), checkpointer.frames):
+            return
+        if self._catch_up_next:
+            self.due = True
+        else:
+            checkpointer.request()
+        self._catch_up_next = not self._catch_up_next and not schedule.eager_now
+
+    def between(self, settle=None) -> None:
+        if self.due:
+            self.due = False
+            if settle is not None:
+                settle()
+            self.checkpointer.catch_up()
+
+
 @contextlib.contextmanager
 def bulk_session(db, path: str, schedule: Schedule | None = None, *, larger_cache: bool = True):
     """While a bulk change runs on `db` (the WAL database `path`): SQLite's
     own checkpoints off, a larger page cache (with `larger_cache`), and a
-    Checkpointer in the background, requested as `schedule` says. Yields
-    `committed(seconds)`, to call after each batch commits."""
+    Checkpointer in the background, requested as `schedule` says. Yields a
+    Session: its `committed(seconds)` after each batch commits, its
+    `between(settle)` before the next one begins."""
     wal = path + "-wal"
     autocheckpoint, cache = db.pragma("wal_autocheckpoint"), db.pragma("cache_size")
     page = db.pragma("page_size")
     schedule = schedule or Schedule(frame_bytes=page + 24)
     schedule.start(_size(wal))
     checkpointer = Checkpointer(path)
-
-    def committed(seconds: float) -> None:
-        if schedule.committed(seconds, _size(wal), checkpointer.frames):
-            checkpointer.request()
-
     db.execute_sql("PRAGMA wal_autocheckpoint = 0")
     kib = -cache if cache < 0 else cache * page // 1024  # negative sizes are KiB already, others pages
     if larger_cache and kib < BULK_CACHE_KIB:
         db.execute_sql(f"PRAGMA cache_size = {-BULK_CACHE_KIB}")
     try:
-        yield committed
+        yield Session(wal, schedule, checkpointer)
     except BaseException:
         with contextlib.suppress(Exception):  # keep the error that stopped the change
             _restore(db, autocheckpoint, cache, checkpointer)

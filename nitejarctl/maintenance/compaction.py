@@ -134,7 +134,7 @@ class CompactionRun:
         self._reader = None  # db.side_reader, when the database has one
         self._pipeline = None  # the batches it reads, while outcomes() runs
         self._session = contextlib.ExitStack()  # the database's bulk session, while writing
-        self._committed = None  # its committed(seconds), after each write transaction
+        self._writes = None  # its session (committed(seconds) after each write transaction)
 
     # -- lifecycle
 
@@ -149,7 +149,7 @@ class CompactionRun:
                 # Checkpoints beside the writes, as for a bulk change (SQLite in WAL
                 # mode), not by the commit that passes 1000 pages; the page cache
                 # stays as it is (memory flat in the number of conversations).
-                self._committed = self._session.enter_context(self.db.bulk_session(cache=False))
+                self._writes = self._session.enter_context(self.db.bulk_session(cache=False))
         except BaseException:
             self._drop()
             raise
@@ -170,7 +170,7 @@ class CompactionRun:
                 reader.close()
             staging.drop(self.db)
         finally:
-            self._committed = None
+            self._writes = None
             self._session.close()
 
     def _fill_keys(self) -> None:
@@ -376,8 +376,9 @@ class CompactionRun:
                 closed = self.db.update_in_order(
                     SpriteSession, closing, lambda: {"status": "closed", "last_active_at": max(now, db_now())})
             staging.clear()
-        if self._committed is not None:
-            self._committed(time.monotonic() - started)
+        if self._writes is not None:
+            self._writes.committed(time.monotonic() - started)
+            self._writes.between()
         self.closed_sessions += closed
         for outcome in pending:
             if outcome.id in inserted:
