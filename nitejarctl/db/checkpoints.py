@@ -13,7 +13,11 @@ transactions (a short change thus ends with little left to copy), then once
 the WAL holds about `wal_bytes` (seen from the file's growth, or judged by
 the frames the previous interval wrote), and once more at the end, which also
 truncates the WAL file if no reader is using it: a large change does not
-leave a large file behind while nitejar keeps the database open.
+leave a large file behind while nitejar keeps the database open. SQLite
+starts the WAL again from its beginning only at a commit that finds it
+copied whole, which a checkpoint running beside the batches never leaves
+it; so, once the first second is over, every other checkpoint is a
+catch-up that the change waits for between two batches (`Session`).
 
 The checkpoints are PASSIVE and never wait: they never hold the write lock
 nor wait for readers, so nitejar's writers never wait on them. The
